@@ -1,0 +1,66 @@
+"""The numpy reference interpreter: runs a Graph node by node, float or int8.
+
+For quantized graphs each op follows TFLite Micro's reference kernels bit for bit; this
+is the golden model every backend is compared with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.ir.graph import Graph
+from tinyc.ir.ops import get_op
+from tinyc.ir.tensor import np_dtype
+
+
+def check_inputs(g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Validate and convert user inputs (internal layout) to the graph's input dtypes."""
+    if len(inputs) != len(g.inputs):
+        raise TinycError(f"model takes {len(g.inputs)} input(s), {len(inputs)} given")
+    out = []
+    for name, x in zip(g.inputs, inputs, strict=True):
+        t = g.tensors[name]
+        x = np.asarray(x)
+        if x.shape != t.shape:
+            if x.size == t.size:
+                x = x.reshape(t.shape)
+            else:
+                raise TinycError(f"input {name!r} needs shape {list(t.shape)}, got {list(x.shape)}")
+        want = np_dtype(t.dtype)
+        if x.dtype != want:
+            if np.issubdtype(want, np.integer) and not np.issubdtype(x.dtype, np.integer):
+                raise TinycError(f"input {name!r} needs {t.dtype} values, got {x.dtype}")
+            if np.issubdtype(want, np.integer):
+                info = np.iinfo(want)
+                if x.size and (x.min() < info.min or x.max() > info.max):
+                    raise TinycError(f"input {name!r} has values outside the {t.dtype} range")
+            x = x.astype(want)
+        out.append(x)
+    return out
+
+
+def run(g: Graph, inputs: list[np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Run ``g`` on ``inputs`` (internal NHWC layout).
+
+    Returns the graph outputs by name, or every tensor's value when ``keep_all``.
+    """
+    values: dict[str, np.ndarray] = {t.name: t.data for t in g.constants()}  # type: ignore[misc]
+    for name, x in zip(g.inputs, check_inputs(g, inputs), strict=True):
+        values[name] = x
+    for node in g.nodes:
+        op = get_op(node.op)
+        xs = [values[i] if i else None for i in node.inputs]
+        ys = op.evaluate(node, g, xs)
+        for name, y in zip(node.outputs, ys, strict=True):
+            t = g.tensors[name]
+            y = np.asarray(y)
+            if y.shape != t.shape or y.dtype != np_dtype(t.dtype):
+                raise AssertionError(
+                    f"{node.op} {node.name!r} produced {y.dtype}{list(y.shape)} for "
+                    f"{t.dtype}{list(t.shape)}"
+                )
+            values[name] = y
+    if keep_all:
+        return values
+    return {name: values[name] for name in g.outputs}

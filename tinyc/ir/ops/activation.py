@@ -1,0 +1,158 @@
+"""SOFTMAX, LOGISTIC and TANH, with TFLM's fixed-point int8 algorithms."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.ir import fixedpoint as fp
+from tinyc.ir.graph import Graph, Node
+from tinyc.ir.ops.base import OpDef, Spec, attr, clamp_cast, register
+
+
+def input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31) -> int:
+    """CalculateInputRadius: the largest |input| whose rescaled value still fits."""
+    max_rescaled = (
+        1.0
+        * ((1 << integer_bits) - 1)
+        * (1 << (total_signed_bits - integer_bits))
+        / (1 << left_shift)
+    )
+    return math.floor(max_rescaled)
+
+
+class _Unary(OpDef):
+    in_place = True
+
+    def infer(self, node: Node, g: Graph) -> list[Spec]:
+        x = g.inp(node, 0)
+        assert x is not None
+        return [(x.shape, g.out(node).dtype)]
+
+    def check(self, node: Node, g: Graph) -> None:
+        x, y = g.inp(node, 0), g.out(node)
+        assert x is not None
+        if y.is_quantized and (x.dtype != "int8" or y.dtype != "int8"):
+            raise TinycError(
+                f"node {node.name!r} ({node.op}): {x.dtype} -> {y.dtype} is not supported "
+                "(int8 or float32)"
+            )
+        if self.output_quant != "calibrated" and y.is_quantized:
+            scale, zp = self.output_quant  # type: ignore[misc]
+            assert y.quant is not None
+            if y.quant.zp != zp or abs(float(y.quant.s) - scale) > 1e-3 * scale:
+                raise TinycError(
+                    f"node {node.name!r} ({node.op}): int8 output must have scale {scale:g} and "
+                    f"zero point {zp}, not {float(y.quant.s):g} and {y.quant.zp}"
+                )
+
+
+@dataclass
+class SoftmaxParams:
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+
+
+@register
+class Softmax(_Unary):
+    kind = "SOFTMAX"
+    attrs = {"beta": 1.0}
+    output_quant = (1.0 / 256, -128)
+    in_place = False
+
+    def softmax_params(self, node: Node, g: Graph) -> SoftmaxParams:
+        x = g.inp(node, 0)
+        assert x is not None and x.quant is not None
+        beta = float(np.float32(attr(node, "beta")))
+        real = min(beta * float(x.quant.s) * (1 << (31 - 5)), (1 << 31) - 1.0)
+        mult, shift = fp.quantize_multiplier_greater_than_one(real)
+        return SoftmaxParams(mult, shift, -input_radius(5, shift))
+
+    def eval_quant(self, node, g, xs):
+        p = self.softmax_params(node, g)
+        x = xs[0].astype(np.int64)
+        diff = x - x.max(axis=-1, keepdims=True)
+        valid = diff >= p.diff_min
+        rescaled = fp.multiply_by_quantized_multiplier(diff, p.input_multiplier, p.input_left_shift)
+        exp = fp.exp_on_negative_values(np.where(valid, rescaled, 0), 5)
+        terms = np.where(valid, fp.rounding_divide_by_pot(exp, 12), 0)
+        sum_of_exps = fp.wrap32(terms.sum(axis=-1, keepdims=True))
+        scale, bits_over_unit = fp.get_reciprocal(sum_of_exps, 12)
+        exponent = bits_over_unit + 31 - 8
+        out = fp.rounding_divide_by_pot(
+            fp.saturating_rounding_doubling_high_mul(scale, exp), exponent
+        )
+        out = np.where(valid, out - 128, -128)
+        return [clamp_cast(out, -128, 127, "int8")]
+
+    def eval_float(self, node, g, xs):
+        x = xs[0].astype(np.float64) * float(np.float32(attr(node, "beta")))
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
+
+
+@dataclass
+class SigmoidParams:
+    """TFLM's int8 LOGISTIC/TANH preparation: the input rescaled to Q4.27."""
+
+    input_zp: int
+    input_multiplier: int
+    input_left_shift: int
+    input_range_radius: int
+
+
+def _q4_params(node: Node, g: Graph) -> SigmoidParams:
+    x = g.inp(node, 0)
+    assert x is not None and x.quant is not None
+    real = float(x.quant.s) * float(1 << (31 - 4))
+    frac, shift = math.frexp(real)
+    mult = int(fp.wrap32(int(fp.round_half_away(frac * (1 << 31)))))
+    return SigmoidParams(x.quant.zp, mult, shift, input_radius(4, shift))
+
+
+class _Sigmoidal(_Unary):
+    def sigmoid_params(self, node: Node, g: Graph) -> SigmoidParams:
+        return _q4_params(node, g)
+
+    def eval_quant(self, node, g, xs):
+        p = self.sigmoid_params(node, g)
+        d = xs[0].astype(np.int64) - p.input_zp
+        q4 = fp.multiply_by_quantized_multiplier(d, p.input_multiplier, p.input_left_shift)
+        out = self.finish(q4)
+        out = np.where(d <= -p.input_range_radius, -128, out)
+        out = np.where(d >= p.input_range_radius, 127, out)
+        return [clamp_cast(out, -128, 127, "int8")]
+
+    @staticmethod
+    def finish(q4: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register
+class Logistic(_Sigmoidal):
+    kind = "LOGISTIC"
+    output_quant = (1.0 / 256, -128)
+
+    @staticmethod
+    def finish(q4):
+        return fp.rounding_divide_by_pot(fp.logistic(q4, 4), 31 - 8) - 128
+
+    def eval_float(self, node, g, xs):
+        return [(1.0 / (1.0 + np.exp(-xs[0].astype(np.float64)))).astype(np.float32)]
+
+
+@register
+class Tanh(_Sigmoidal):
+    kind = "TANH"
+    output_quant = (1.0 / 128, 0)
+
+    @staticmethod
+    def finish(q4):
+        return fp.rounding_divide_by_pot(fp.tanh(q4, 4), 31 - 7)
+
+    def eval_float(self, node, g, xs):
+        return [np.tanh(xs[0].astype(np.float64)).astype(np.float32)]

@@ -1,0 +1,89 @@
+"""Model inputs and outputs at the boundary: .npy files, layouts, dtypes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinyc.errors import TinycError
+from tinyc.ir.graph import Graph
+
+
+def to_internal(g: Graph, name: str, x: np.ndarray) -> np.ndarray:
+    perm = g.external_perm.get(name)
+    return x if perm is None else np.ascontiguousarray(np.transpose(x, np.argsort(perm)))
+
+
+def to_external(g: Graph, name: str, x: np.ndarray) -> np.ndarray:
+    perm = g.external_perm.get(name)
+    return x if perm is None else np.ascontiguousarray(np.transpose(x, perm))
+
+
+def external_shape(g: Graph, name: str) -> tuple[int, ...]:
+    shape = g.tensors[name].shape
+    perm = g.external_perm.get(name)
+    return shape if perm is None else tuple(shape[p] for p in perm)
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TinycError(f"no such file: {path}") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise TinycError(f"{path} is not a readable .npy file ({e})") from None
+
+
+def load_inputs(g: Graph, paths: list[str | Path]) -> list[np.ndarray]:
+    """Read one .npy per graph input (in the model's own layout) into internal layout."""
+    if len(paths) != len(g.inputs):
+        raise TinycError(f"the model takes {len(g.inputs)} input(s); {len(paths)} given")
+    arrays = []
+    for name, p in zip(g.inputs, paths, strict=True):
+        x = read_npy(p)
+        want = external_shape(g, name)
+        if x.shape != want:
+            if x.size != int(np.prod(want)):
+                raise TinycError(
+                    f"{p}: input {name!r} needs shape {list(want)}, the file holds {list(x.shape)}"
+                )
+            x = x.reshape(want)
+        arrays.append(to_internal(g, name, x))
+    return arrays
+
+
+def random_inputs(g: Graph, seed: int) -> list[np.ndarray]:
+    """Seeded random inputs in internal layout: uniform over the int range, N(0,1) floats."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in g.inputs:
+        t = g.tensors[name]
+        if t.dtype == "float32":
+            out.append(rng.standard_normal(t.shape).astype(np.float32))
+        else:
+            info = np.iinfo(t.dtype)
+            out.append(rng.integers(info.min, info.max + 1, t.shape).astype(t.dtype))
+    return out
+
+
+def case_dirs(root: str | Path) -> list[Path]:
+    """Case folders of a ``reference_io/<model>`` layout (each holds input_0.npy ...)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TinycError(f"{root} is not a directory")
+    if (root / "input_0.npy").exists():
+        return [root]
+    cases = sorted(p for p in root.iterdir() if (p / "input_0.npy").exists())
+    if not cases:
+        raise TinycError(f"{root} holds no case folders with input_0.npy")
+    return cases
+
+
+def case_inputs(case: Path) -> list[Path]:
+    paths = []
+    i = 0
+    while (case / f"input_{i}.npy").exists():
+        paths.append(case / f"input_{i}.npy")
+        i += 1
+    return paths
