@@ -40,8 +40,8 @@ class _Unary(OpDef):
                 f"node {node.name!r} ({node.op}): {x.dtype} -> {y.dtype} is not supported "
                 "(int8 or float32)"
             )
-        if self.output_quant != "calibrated" and y.is_quantized:
-            scale, zp = self.output_quant  # type: ignore[misc]
+        if isinstance(self.output_quant, tuple) and y.is_quantized:
+            scale, zp = self.output_quant
             assert y.quant is not None
             if y.quant.zp != zp or abs(float(y.quant.s) - scale) > 1e-3 * scale:
                 raise TinycError(
@@ -156,3 +156,58 @@ class Tanh(_Sigmoidal):
 
     def eval_float(self, node, g, xs):
         return [np.tanh(xs[0].astype(np.float64)).astype(np.float32)]
+
+
+@dataclass
+class ReluParams:
+    input_zp: int
+    output_zp: int
+    multiplier: int
+    shift: int
+    act_min: int
+    act_max: int
+
+
+@register
+class Relu(_Unary):
+    """Standalone RELU (usually fused into its producer by the fuse_activations pass)."""
+
+    kind = "RELU"
+
+    def relu_params(self, node: Node, g: Graph) -> ReluParams:
+        x, y = g.inp(node, 0), g.out(node)
+        assert x is not None and x.quant is not None and y.quant is not None
+        mult, shift = fp.quantize_multiplier(float(np.float32(x.quant.s / y.quant.s)))
+        lo = max(-128, y.quant.zp + int(fp.round_half_away(np.float32(0.0) / y.quant.s)))
+        return ReluParams(x.quant.zp, y.quant.zp, mult, shift, lo, 127)
+
+    def eval_quant(self, node, g, xs):
+        p = self.relu_params(node, g)
+        d = xs[0].astype(np.int64) - p.input_zp
+        out = fp.multiply_by_quantized_multiplier(d, p.multiplier, p.shift) + p.output_zp
+        return [clamp_cast(out, p.act_min, p.act_max, "int8")]
+
+    def eval_float(self, node, g, xs):
+        return [np.maximum(xs[0], np.float32(0)).astype(np.float32)]
+
+
+@register
+class Relu6(_Unary):
+    """Standalone RELU6; int8 clamps to [q(0), q(6)] of the input's quantization."""
+
+    kind = "RELU6"
+    output_quant = "same_as_input"
+
+    def bounds(self, node: Node, g: Graph) -> tuple[int, int]:
+        x = g.inp(node, 0)
+        assert x is not None and x.quant is not None
+        zp = x.quant.zp
+        six = zp + int(fp.round_half_away(np.float32(6.0) / x.quant.s))
+        return zp, min(127, max(-128, six))
+
+    def eval_quant(self, node, g, xs):
+        lo, hi = self.bounds(node, g)
+        return [clamp_cast(xs[0].astype(np.int64), lo, hi, "int8")]
+
+    def eval_float(self, node, g, xs):
+        return [np.clip(xs[0], 0, 6).astype(np.float32)]
