@@ -1,0 +1,61 @@
+"""The emitter protocol of the C backend: one emitter per op kind, looked up by kind."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tinyc.backends.cmsis.cwriter import CContext
+from tinyc.errors import UnsupportedError
+from tinyc.ir.graph import Graph, Node
+
+
+class Emitter:
+    kinds: ClassVar[tuple[str, ...]]
+
+    def scratch(self, node: Node, g: Graph) -> int:
+        """Bytes of kernel scratch the node needs (planned into the arena)."""
+        return 0
+
+    def alias(self, node: Node, g: Graph) -> tuple[int, str] | None:
+        """(input index, "view" | "inplace") when the output may live in that input's bytes."""
+        return None
+
+    def emit(self, node: Node, g: Graph, c: CContext) -> None:
+        raise NotImplementedError
+
+
+EMITTERS: dict[str, Emitter] = {}
+
+
+def emitter(cls: type[Emitter]) -> type[Emitter]:
+    inst = cls()
+    for kind in cls.kinds:
+        if kind in EMITTERS:
+            raise RuntimeError(f"two C emitters for {kind}")
+        EMITTERS[kind] = inst
+    return cls
+
+
+def get_emitter(node: Node) -> Emitter:
+    try:
+        return EMITTERS[node.op]
+    except KeyError:
+        raise UnsupportedError(
+            f"the C backend has no kernel for {node.op} (node {node.name!r})"
+        ) from None
+
+
+def require_int8(node: Node, g: Graph) -> None:
+    for name in [i for i in node.inputs if i] + node.outputs:
+        t = g.tensors[name]
+        if t.dtype != "int8" and not t.is_const:
+            raise UnsupportedError(
+                f"node {node.name!r} ({node.op}): the C backend runs int8 graphs; tensor "
+                f"{name!r} is {t.dtype} (quantize the model first: --calibration)"
+            )
+
+
+def shape_i32(c: CContext, base: str, values) -> str:
+    import numpy as np
+
+    return c.const_array(base, np.asarray(list(values), np.int32), "int32_t")

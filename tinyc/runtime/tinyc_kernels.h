@@ -1,0 +1,98 @@
+/* tinyc's int8 kernels: parameters are computed at compile time by tinyc and baked into
+ * the generated model as constants. Every kernel is bit-exact with TFLite Micro. */
+#ifndef TINYC_KERNELS_H
+#define TINYC_KERNELS_H
+
+#include <stdint.h>
+
+/* Per-output-channel requantization (multipliers/shifts from TFLM's formulas). */
+typedef struct {
+  const int32_t *bias;  /* includes -input_zero_point * sum(weights) of the channel */
+  const int32_t *mult;
+  const int32_t *shift;
+  int32_t out_zp;
+  int32_t act_min, act_max;
+} tinyc_requant_t;
+
+typedef struct {
+  uint16_t in_h, in_w, in_c;
+  uint16_t out_h, out_w, out_c;
+  uint8_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_t, pad_l;
+  int32_t in_zp; /* the raw value that stands for padding */
+} tinyc_window_t;
+
+/* CONV_2D, weights OHWI. scratch: 2 * k_h * k_w * in_c bytes (none for 1x1 unpadded). */
+void tinyc_conv_s8(const tinyc_window_t *p, const tinyc_requant_t *q, const int8_t *in,
+                   const int8_t *w, int8_t *out, int8_t *scratch);
+
+/* DEPTHWISE_CONV_2D, weights 1HW(C*M), out_c = in_c * depth multiplier. */
+void tinyc_depthwise_s8(const tinyc_window_t *p, const tinyc_requant_t *q, const int8_t *in,
+                        const int8_t *w, int8_t *out);
+
+/* FULLY_CONNECTED, weights [out_c][in_c], `rows` input rows. */
+void tinyc_fc_s8(int32_t rows, int32_t in_c, int32_t out_c, const tinyc_requant_t *q,
+                 const int8_t *in, const int8_t *w, int8_t *out);
+
+/* AVERAGE_POOL_2D / MAX_POOL_2D (k_h, k_w = filter; in_c == out_c). */
+void tinyc_avgpool_s8(const tinyc_window_t *p, int32_t act_min, int32_t act_max,
+                      const int8_t *in, int8_t *out);
+void tinyc_maxpool_s8(const tinyc_window_t *p, int32_t act_min, int32_t act_max,
+                      const int8_t *in, int8_t *out);
+
+/* Broadcasting over up to 5 dimensions: element strides (0 = broadcast) of each input. */
+typedef struct {
+  int32_t shape[5];
+  int32_t stride_a[5];
+  int32_t stride_b[5];
+} tinyc_bcast_t;
+
+typedef struct {
+  int32_t a_zp, b_zp, out_zp;
+  int32_t left_shift;
+  int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
+  int32_t act_min, act_max;
+} tinyc_addsub_t;
+
+/* ADD (sign = 1) and SUB (sign = -1). */
+void tinyc_addsub_s8(const tinyc_bcast_t *b, const tinyc_addsub_t *p, int32_t sign,
+                     const int8_t *x, const int8_t *y, int8_t *out);
+
+typedef struct {
+  int32_t a_zp, b_zp, out_zp;
+  int32_t mult, shift;
+  int32_t act_min, act_max;
+} tinyc_mul_t;
+
+void tinyc_mul_s8(const tinyc_bcast_t *b, const tinyc_mul_t *p, const int8_t *x,
+                  const int8_t *y, int8_t *out);
+
+/* Any int8 -> int8 elementwise function, as a 256-entry table indexed by (uint8)x. */
+void tinyc_lut_s8(int32_t n, const int8_t *table, const int8_t *in, int8_t *out);
+
+/* SOFTMAX over rows of `depth`; exp_table[d] = exp of the rescaled difference -d (Q0.31),
+ * for d in [0, 255]; entries past diff_min are 0. */
+void tinyc_softmax_s8(int32_t rows, int32_t depth, const int32_t *exp_table, const int8_t *in,
+                      int8_t *out);
+
+/* MEAN: input viewed as [outer][reduce][inner]; multiplier includes 1/count. */
+typedef struct {
+  int32_t outer, reduce, inner;
+  int32_t in_zp, out_zp, mult, shift;
+} tinyc_mean_t;
+
+void tinyc_mean_s8(const tinyc_mean_t *p, const int8_t *in, int8_t *out);
+
+/* Data movement on raw bytes. */
+void tinyc_copy_blocks(int32_t outer, int32_t block, int32_t src_stride, int32_t dst_stride,
+                       const void *src, void *dst);
+void tinyc_pad(int32_t rank, const int32_t *in_shape, const int32_t *before,
+               const int32_t *out_shape, int32_t elem, const void *value, const void *in,
+               void *out);
+void tinyc_transpose(int32_t rank, const int32_t *out_shape, const int32_t *in_strides,
+                     int32_t elem, const void *in, void *out);
+
+/* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float. */
+void tinyc_quantize_f32_s8(int32_t n, float scale, int32_t zp, const float *in, int8_t *out);
+void tinyc_dequantize_s8_f32(int32_t n, float scale, int32_t zp, const int8_t *in, float *out);
+
+#endif
