@@ -19,13 +19,16 @@ int main(int argc, char **argv) {
   if (argc != 1 + TINYC_NUM_INPUTS + TINYC_NUM_OUTPUTS) return 2;
   for (i = 0; i < TINYC_NUM_INPUTS; ++i) {
     FILE *f = fopen(argv[1 + i], "rb");
-    if (!f || fread(tinyc_inputs[i].data, 1, tinyc_inputs[i].bytes, f) != tinyc_inputs[i].bytes) return 3;
+    if (!f) return 3;
+    if (fread(tinyc_inputs[i].data, 1, tinyc_inputs[i].bytes, f) != tinyc_inputs[i].bytes) return 3;
     fclose(f);
   }
   tinyc_invoke();
   for (i = 0; i < TINYC_NUM_OUTPUTS; ++i) {
     FILE *f = fopen(argv[1 + TINYC_NUM_INPUTS + i], "wb");
-    if (!f || fwrite(tinyc_outputs[i].data, 1, tinyc_outputs[i].bytes, f) != tinyc_outputs[i].bytes) return 4;
+    if (!f) return 4;
+    if (fwrite(tinyc_outputs[i].data, 1, tinyc_outputs[i].bytes, f) != tinyc_outputs[i].bytes)
+      return 4;
     fclose(f);
   }
   return 0;

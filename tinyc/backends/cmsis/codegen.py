@@ -101,10 +101,10 @@ def generate_model(g: Graph, model_name: str) -> GeneratedModel:
             "",
             *c.decls,
             "",
-            f"const tinyc_tensor_t tinyc_inputs[TINYC_NUM_INPUTS] = {{\n"
+            "const tinyc_tensor_t tinyc_inputs[TINYC_NUM_INPUTS] = {\n"
             + ",\n".join(_descriptor(g, n, plan) for n in g.inputs)
             + "\n};",
-            f"const tinyc_tensor_t tinyc_outputs[TINYC_NUM_OUTPUTS] = {{\n"
+            "const tinyc_tensor_t tinyc_outputs[TINYC_NUM_OUTPUTS] = {\n"
             + ",\n".join(_descriptor(g, n, plan) for n in g.outputs)
             + "\n};",
             "",

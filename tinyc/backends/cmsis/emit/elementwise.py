@@ -26,8 +26,8 @@ def broadcast_struct(c: CContext, node: Node, g: Graph) -> str:
         dense = np.cumprod([1] + s[::-1][:-1])[::-1].tolist()
         return [0 if s[i] == 1 and out[i] != 1 else int(dense[i]) for i in range(RANK)]
 
-    fields = "{%s}, {%s}, {%s}" % tuple(
-        ", ".join(map(str, v)) for v in (out, strides(a.shape), strides(b.shape))
+    fields = ", ".join(
+        "{" + ", ".join(map(str, v)) + "}" for v in (out, strides(a.shape), strides(b.shape))
     )
     return c.const_struct(f"bc_{node.name}", "tinyc_bcast_t", fields)
 
