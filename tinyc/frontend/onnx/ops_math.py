@@ -1,0 +1,181 @@
+"""Elementwise arithmetic, activations, Softmax and ReduceMean.
+
+Elementwise ops run in whatever layout their operands already have; constants are laid
+out to match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from tinyc.frontend.onnx import layout as L
+from tinyc.frontend.onnx.builder import Builder, Value
+from tinyc.frontend.onnx.registry import inputs, onnx_op
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def float_value(b: Builder, name: str) -> Value:
+    v = b.value(name)
+    dtype = b.g.tensors[v.ir].dtype
+    if dtype != "float32":
+        raise b.unsupported(f"{dtype} operand {name!r} (float32 only outside Q/DQ pairs)")
+    return v
+
+
+def align(b: Builder, names: list[str]) -> tuple[list[str], L.Perm]:
+    """Operands of a broadcasting op as IR tensors of equal rank in one common layout."""
+    rank = max(b.rank(n) for n in names)
+    acts = [n for n in names if not b.is_const(n)]
+    for n in acts:
+        float_value(b, n)
+    lead = max(acts, key=b.rank)
+    perm = b.values[b.with_rank(lead, rank)].perm
+    ir = []
+    for n in names:
+        if b.is_const(n):
+            ir.append(b.operand(n, perm, rank=rank))
+        else:
+            ir.append(b.as_layout(b.with_rank(n, rank), perm))
+    return ir, perm
+
+
+def _binary(b: Builder, node: onnx.NodeProto, kind: str, names: list[str]) -> None:
+    ir, perm = align(b, names)
+    out = b.emit(kind, ir, {}, node.output[0])
+    b.bind(node.output[0], out, perm)
+
+
+@onnx_op("Add")
+def add(b: Builder, node: onnx.NodeProto) -> None:
+    _binary(b, node, "ADD", list(node.input[:2]))
+
+
+@onnx_op("Sub")
+def sub(b: Builder, node: onnx.NodeProto) -> None:
+    _binary(b, node, "SUB", list(node.input[:2]))
+
+
+@onnx_op("Mul")
+def mul(b: Builder, node: onnx.NodeProto) -> None:
+    _binary(b, node, "MUL", list(node.input[:2]))
+
+
+@onnx_op("Div")
+def div(b: Builder, node: onnx.NodeProto) -> None:
+    """x / c with a constant c is x * (1 / c); other divisions have no tinyc op."""
+    x, c = node.input[0], node.input[1]
+    if b.is_const(x) or not b.is_const(c):
+        raise b.unsupported("only division by a constant is supported")
+    value = np.asarray(b.const(c, "divisor"), np.float64)
+    if value.dtype.kind != "f" and not np.issubdtype(value.dtype, np.number):
+        raise b.unsupported("non-numeric divisor")
+    if np.any(value == 0):
+        raise b.unsupported("division by a constant that holds zeros")
+    recip = f"{c}#reciprocal"
+    b.consts[recip] = (1.0 / value).astype(np.float32)
+    _binary(b, node, "MUL", [x, recip])
+
+
+def _unary(b: Builder, node: onnx.NodeProto, kind: str, attrs: dict | None = None) -> None:
+    v = float_value(b, node.input[0])
+    out = b.emit(kind, [v.ir], attrs or {}, node.output[0])
+    b.bind(node.output[0], out, v.perm)
+
+
+@onnx_op("Relu")
+def relu(b: Builder, node: onnx.NodeProto) -> None:
+    _unary(b, node, "RELU")
+
+
+@onnx_op("Sigmoid")
+def sigmoid(b: Builder, node: onnx.NodeProto) -> None:
+    _unary(b, node, "LOGISTIC")
+
+
+@onnx_op("Tanh")
+def tanh(b: Builder, node: onnx.NodeProto) -> None:
+    _unary(b, node, "TANH")
+
+
+@onnx_op("Clip")
+def clip(b: Builder, node: onnx.NodeProto) -> None:
+    if b.opset < 11:
+        a = b.attrs(node)
+        lo, hi = float(a.get("min", -np.inf)), float(a.get("max", np.inf))
+    else:
+        lo_name, hi_name = inputs(node, 1), inputs(node, 2)
+        lo = float(np.asarray(b.const(lo_name, "min")).reshape(-1)[0]) if lo_name else -np.inf
+        hi = float(np.asarray(b.const(hi_name, "max")).reshape(-1)[0]) if hi_name else np.inf
+    hi = np.inf if hi >= FLOAT32_MAX else hi
+    lo = -np.inf if lo <= -FLOAT32_MAX else lo
+    if lo == 0 and hi == 6:
+        _unary(b, node, "RELU6")
+    elif lo == 0 and hi == np.inf:
+        _unary(b, node, "RELU")
+    elif lo == -np.inf and hi == np.inf:
+        b.values[node.output[0]] = b.value(node.input[0])
+    else:
+        raise b.unsupported(f"Clip to [{lo:g}, {hi:g}] (only [0, 6] and [0, inf) map to tinyc ops)")
+
+
+@onnx_op("Softmax")
+def softmax(b: Builder, node: onnx.NodeProto) -> None:
+    x = node.input[0]
+    shape = b.shape(x)
+    rank = len(shape)
+    a = b.attrs(node)
+    axis = int(a.get("axis", -1 if b.opset >= 13 else 1))
+    if not -rank <= axis < rank:
+        raise b.unsupported(f"axis {axis} for rank {rank}")
+    axis %= rank
+    if b.opset < 13:
+        # Softmax over the flattened axes [axis, rank): one axis when only one is > 1.
+        big = [i for i in range(axis, rank) if shape[i] != 1]
+        if len(big) > 1:
+            _softmax_2d(b, node, shape, axis)
+            return
+        axis = big[0] if big else rank - 1
+    v = float_value(b, x)
+    perm = v.perm if v.perm[-1] == axis else tuple(p for p in v.perm if p != axis) + (axis,)
+    out = b.emit("SOFTMAX", [b.as_layout(x, perm)], {"beta": 1.0}, node.output[0])
+    b.bind(node.output[0], out, perm)
+
+
+def _softmax_2d(b: Builder, node: onnx.NodeProto, shape, axis: int) -> None:
+    x = b.as_layout(node.input[0], L.identity(len(shape)))
+    rows = int(np.prod(shape[:axis], dtype=np.int64))
+    flat = b.emit("RESHAPE", [x], {"shape": (rows, -1)}, f"{node.output[0]}#2d", suffix="flatten")
+    y = b.emit("SOFTMAX", [flat], {"beta": 1.0}, f"{node.output[0]}#softmax2d")
+    out = b.emit("RESHAPE", [y], {"shape": tuple(shape)}, node.output[0], suffix="unflatten")
+    b.bind(node.output[0], out, L.identity(len(shape)))
+
+
+@onnx_op("ReduceMean")
+def reduce_mean(b: Builder, node: onnx.NodeProto) -> None:
+    x = node.input[0]
+    v = float_value(b, x)
+    rank = b.rank(x)
+    a = b.attrs(node)
+    if b.opset >= 18:
+        axes_name = inputs(node, 1)
+        axes = (
+            [int(i) for i in np.asarray(b.const(axes_name, "axes")).reshape(-1)]
+            if axes_name
+            else []
+        )
+    else:
+        axes = [int(i) for i in a.get("axes", [])]
+    if not axes:
+        if a.get("noop_with_empty_axes", 0):
+            b.values[node.output[0]] = v
+            return
+        axes = list(range(rank))
+    if any(not -rank <= i < rank for i in axes):
+        raise b.unsupported(f"axes {axes} for rank {rank}")
+    axes = sorted({i % rank for i in axes})
+    keep = bool(a.get("keepdims", 1))
+    ir_axes = tuple(sorted(v.perm.index(i) for i in axes))
+    out = b.emit("MEAN", [v.ir], {"axes": ir_axes, "keep_dims": keep}, node.output[0])
+    b.bind(node.output[0], out, v.perm if keep else L.drop_axes(v.perm, axes))

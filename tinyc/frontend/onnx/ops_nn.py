@@ -1,0 +1,334 @@
+"""Conv, pooling, BatchNormalization, Gemm and MatMul.
+
+Convolutions and pools run channel-last (NHWC); 1-D ones (NCW) run as 2-D with H = 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+
+from tinyc.frontend.onnx import layout as L
+from tinyc.frontend.onnx.builder import Builder, QConst
+from tinyc.frontend.onnx.registry import inputs, onnx_op
+from tinyc.ir.tensor import QuantParams
+
+NHWC = L.channel_last(4)
+
+
+def _pads(b: Builder, a: dict, in_hw, kernel, strides, dilations) -> tuple[int, int, int, int]:
+    """ONNX pads / auto_pad as explicit (top, bottom, left, right)."""
+    auto = a.get("auto_pad", "NOTSET")
+    if auto in ("NOTSET", ""):
+        p = list(a.get("pads", [0] * 4))
+        if len(p) != 4 or min(p) < 0:
+            raise b.unsupported(f"pads {p} (need 4 non-negative values)")
+        return (p[0], p[2], p[1], p[3])
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise b.unsupported(f"auto_pad {auto!r}")
+    res = []
+    for size, k, s, d in zip(in_hw, kernel, strides, dilations, strict=True):
+        out = -(-size // s)
+        total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+        small, big = total // 2, total - total // 2
+        res += [small, big] if auto == "SAME_UPPER" else [big, small]
+    return (res[0], res[1], res[2], res[3])
+
+
+def _spatial_input(b: Builder, name: str) -> tuple[str, tuple[int, ...], bool]:
+    """A 3-D (NCW) or 4-D (NCHW) value as an NHWC IR tensor; ``True`` when it was 1-D."""
+    shape = b.shape(name)
+    if len(shape) == 4:
+        return b.as_layout(name, NHWC), shape, False
+    if len(shape) == 3:
+        nwc = b.as_layout(name, L.channel_last(3))
+        t = b.g.tensors[nwc]
+        ir = b.emit(
+            "RESHAPE",
+            [nwc],
+            {"shape": (shape[0], 1, shape[2], shape[1])},
+            f"{name}#2d",
+            t.dtype,
+            "as_2d",
+            t.quant,
+        )
+        return ir, (shape[0], shape[1], 1, shape[2]), True
+    raise b.unsupported(f"input of rank {len(shape)} (1-D or 2-D spatial inputs only)")
+
+
+def _out(name: str, one_d: bool) -> str:
+    """The IR name of a spatial op's output: 1-D ops keep the ONNX name for the 3-D view."""
+    return f"{name}#2d" if one_d else name
+
+
+def _bind_spatial(b: Builder, out_name: str, ir: str, one_d: bool) -> None:
+    if not one_d:
+        b.bind(out_name, ir, NHWC)
+        return
+    t = b.g.tensors[ir]
+    n, _, w, c = t.shape
+    ir3 = b.emit("RESHAPE", [ir], {"shape": (n, w, c)}, out_name, t.dtype, "as_1d", t.quant)
+    b.bind(out_name, ir3, L.channel_last(3))
+
+
+def _window_attrs(b: Builder, a: dict, in_hw, kernel, one_d: bool, dilated: bool = True):
+    n = len(kernel)
+    strides = list(a.get("strides", [1] * n))
+    dil = list(a.get("dilations", [1] * n))
+    if one_d:
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        a = dict(a)
+        if "pads" in a:
+            a["pads"] = [0, a["pads"][0], 0, a["pads"][1]]
+    if not dilated and any(d != 1 for d in dil):
+        raise b.unsupported(f"dilations {dil}")
+    pads = _pads(b, a, in_hw, kernel, strides, dil)
+    return tuple(kernel), tuple(strides), tuple(dil), pads
+
+
+@onnx_op("Conv")
+def conv(b: Builder, node: onnx.NodeProto) -> None:
+    a = b.attrs(node)
+    x, w, bias = node.input[0], node.input[1], inputs(node, 2)
+    if not b.is_const(w) or (bias and not b.is_const(bias)):
+        raise b.unsupported("weights and bias must be constants")
+    xin, xs, one_d = _spatial_input(b, x)
+    ws = b.shape(w)
+    if one_d:  # (O, I, K) weights run as (O, I, 1, K)
+        ws = (ws[0], ws[1], 1, ws[2])
+    group = int(a.get("group", 1))
+    cin, cout = xs[1], ws[0]
+    k, s, d, pads = _window_attrs(b, a, xs[2:], list(ws[2:]) if not one_d else [ws[3]], one_d)
+    attrs = {"stride": s, "dilation": d, "pads": pads}
+    wperm_conv, wperm_dw = (0, 2, 3, 1), (1, 2, 3, 0)  # OIHW -> OHWI, OIHW (I = 1) -> 1HWO
+
+    def weights(perm, rows=None) -> str:
+        return b.operand(_weights_1d(b, w) if one_d else w, perm, rows=rows)
+
+    def bias_operand(rows=None) -> list[str]:
+        return [b.operand(bias, (0,), rows=rows)] if bias else []
+
+    if cin % group or cout % group or ws[1] * group != cin:
+        raise b.unsupported(f"group {group} does not divide {cin} input / {cout} output channels")
+    if group == 1:
+        ins = [xin, weights(wperm_conv), *bias_operand()]
+        out = b.emit("CONV_2D", ins, attrs, _out(node.output[0], one_d))
+    elif group == cin and ws[1] == 1:
+        attrs["depth_multiplier"] = cout // cin
+        ins = [xin, weights(wperm_dw), *bias_operand()]
+        out = b.emit("DEPTHWISE_CONV_2D", ins, attrs, _out(node.output[0], one_d))
+    else:
+        out = _grouped(b, node, xin, group, cin, cout, attrs, weights, bias_operand, one_d)
+    _bind_spatial(b, node.output[0], out, one_d)
+
+
+def _weights_1d(b: Builder, name: str) -> str:
+    """The constant (O, I, K) 1-D conv weights ``name`` as (O, I, 1, K); returns its name."""
+    key = f"{name}#4d"
+    if key not in b.consts and key not in b.qconsts:
+        if name in b.qconsts:
+            qc = b.qconsts[name]
+            axis = qc.quant.axis
+            quant = QuantParams(qc.quant.scale, qc.quant.zero_point, None)
+            if axis is not None:
+                quant.axis = axis + 1 if axis >= 2 else axis
+            b.qconsts[key] = QConst(qc.q[:, :, None, :], quant)
+        else:
+            b.consts[key] = b.const(name, "weights")[:, :, None, :]
+    return key
+
+
+def _grouped(b: Builder, node, xin, group, cin, cout, attrs, weights, bias_operand, one_d) -> str:
+    """A grouped convolution as SPLIT_V -> one CONV_2D per group -> CONCATENATION."""
+    t = b.g.tensors[xin]
+    gi, go = cin // group, cout // group
+    parts = b.emit_multi(
+        "SPLIT_V",
+        [xin],
+        {"axis": 3, "size_splits": (gi,) * group},
+        [f"{node.output[0]}#in{i}" for i in range(group)],
+        t.dtype,
+        "split",
+        t.quant,
+    )
+    outs = []
+    for i, part in enumerate(parts):
+        rows = (i * go, (i + 1) * go)
+        outs.append(
+            b.emit(
+                "CONV_2D",
+                [part, weights((0, 2, 3, 1), rows), *bias_operand(rows)],
+                attrs,
+                f"{node.output[0]}#g{i}",
+                suffix=f"group{i}",
+            )
+        )
+    return b.emit("CONCATENATION", outs, {"axis": 3}, _out(node.output[0], one_d))
+
+
+def _pool(b: Builder, node: onnx.NodeProto, kind: str) -> None:
+    a = b.attrs(node)
+    if len(node.output) > 1 and node.output[1]:
+        raise b.unsupported("the Indices output of MaxPool is not supported")
+    xin, xs, one_d = _spatial_input(b, node.input[0])
+    kernel = list(a["kernel_shape"])
+    k, s, d, pads = _window_attrs(b, a, xs[2:], kernel, one_d, dilated=False)
+    if a.get("ceil_mode", 0):
+        pads = _ceil_pads(xs[2:], k, s, pads)
+    t = b.g.tensors[xin]
+    global_window = kind == "AVERAGE_POOL_2D" and tuple(k) == tuple(xs[2:]) and pads == (0, 0, 0, 0)
+    if global_window:
+        out = b.emit(
+            "MEAN", [xin], {"axes": (1, 2), "keep_dims": True}, _out(node.output[0], one_d)
+        )
+    else:
+        if kind == "AVERAGE_POOL_2D" and a.get("count_include_pad", 0) and any(pads):
+            paddings = ((0, 0), (pads[0], pads[1]), (pads[2], pads[3]), (0, 0))
+            xin = b.emit(
+                "PAD",
+                [xin],
+                {"paddings": paddings, "value": None},
+                f"{node.output[0]}#pad",
+                t.dtype,
+                "pad",
+                t.quant,
+            )
+            pads = (0, 0, 0, 0)
+        attrs = {"filter": k, "stride": s, "pads": pads}
+        out = b.emit(kind, [xin], attrs, _out(node.output[0], one_d), t.dtype)
+    _bind_spatial(b, node.output[0], out, one_d)
+
+
+def _ceil_pads(in_hw, k, s, pads) -> tuple[int, int, int, int]:
+    """Extra end padding so floor-mode output sizes equal ONNX's ceil_mode sizes (a last
+    window must still start inside the input or its begin padding)."""
+    res = list(pads)
+    for i, (size, kk, ss) in enumerate(zip(in_hw, k, s, strict=True)):
+        begin, end = pads[2 * i], pads[2 * i + 1]
+        span = size + begin + end - kk
+        out = math.ceil(span / ss) + 1
+        if (out - 1) * ss >= size + begin:
+            out -= 1
+        res[2 * i + 1] = max(end, (out - 1) * ss + kk - size - begin)
+    return (res[0], res[1], res[2], res[3])
+
+
+@onnx_op("MaxPool")
+def max_pool(b: Builder, node: onnx.NodeProto) -> None:
+    _pool(b, node, "MAX_POOL_2D")
+
+
+@onnx_op("AveragePool")
+def average_pool(b: Builder, node: onnx.NodeProto) -> None:
+    _pool(b, node, "AVERAGE_POOL_2D")
+
+
+@onnx_op("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(b: Builder, node: onnx.NodeProto) -> None:
+    xin, xs, one_d = _spatial_input(b, node.input[0])
+    name = _out(node.output[0], one_d)
+    if node.op_type == "GlobalAveragePool":
+        out = b.emit("MEAN", [xin], {"axes": (1, 2), "keep_dims": True}, name)
+    else:
+        t = b.g.tensors[xin]
+        attrs = {"filter": tuple(xs[2:]), "stride": (1, 1), "pads": (0, 0, 0, 0)}
+        out = b.emit("MAX_POOL_2D", [xin], attrs, name, t.dtype)
+    _bind_spatial(b, node.output[0], out, one_d)
+
+
+@onnx_op("BatchNormalization")
+def batch_norm(b: Builder, node: onnx.NodeProto) -> None:
+    """y = x * a + c per channel (axis 1); the fold_affine pass merges it into a producing
+    convolution or fully connected layer."""
+    a = b.attrs(node)
+    if not a.get("spatial", 1):
+        raise b.unsupported("spatial=0 (per-element statistics) is not supported")
+    if a.get("training_mode", 0) or any(o for o in node.output[1:]):
+        raise b.unsupported("training mode (extra outputs) is not supported")
+    x = node.input[0]
+    scale, bias, mean, var = (
+        np.asarray(b.const(n, what), np.float64)
+        for n, what in zip(node.input[1:5], ("scale", "bias", "mean", "variance"), strict=True)
+    )
+    eps = float(a.get("epsilon", 1e-5))
+    mul = scale / np.sqrt(var + eps)
+    add = bias - mean * mul
+    rank = b.rank(x)
+    shape = (1, -1) + (1,) * (rank - 2)
+    _affine(b, node, x, mul.reshape(shape), add.reshape(shape))
+
+
+def _affine(b: Builder, node: onnx.NodeProto, x: str, mul: np.ndarray, add: np.ndarray) -> None:
+    v = b.value(x)
+    m = b.const_tensor(np.transpose(mul.astype(np.float32), v.perm), f"{node.output[0]}#scale")
+    c = b.const_tensor(np.transpose(add.astype(np.float32), v.perm), f"{node.output[0]}#shift")
+    y = b.emit("MUL", [v.ir, m], {}, f"{node.output[0]}#scaled", suffix="scale")
+    out = b.emit("ADD", [y, c], {}, node.output[0])
+    b.bind(node.output[0], out, v.perm)
+
+
+@onnx_op("Gemm")
+def gemm(b: Builder, node: onnx.NodeProto) -> None:
+    a = b.attrs(node)
+    x, w, c = node.input[0], node.input[1], inputs(node, 2)
+    if not b.is_const(w):
+        raise b.unsupported("B must be a constant (weights)")
+    if b.is_const(x):
+        raise b.unsupported("A must be a run-time tensor")
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    xin = b.as_layout(x, (1, 0) if a.get("transA", 0) else (0, 1))
+    wperm = (0, 1) if a.get("transB", 0) else (1, 0)
+    wt = b.operand(w, wperm, scale=alpha)
+    n_out = b.g.tensors[wt].shape[0]
+    ins = [xin, wt]
+    extra = None
+    if c:
+        cs = b.shape(c)
+        if b.is_const(c) and all(d == 1 for d in cs[:-1]) and (not cs or cs[-1] in (1, n_out)):
+            if c in b.qconsts and cs == (n_out,) and beta == 1.0:
+                ins.append(b.operand(c, (0,)))  # a quantized bias stays quantized
+            else:
+                ins.append(_bias_vector(b, c, n_out, beta))
+        else:
+            extra = c
+    out_name = node.output[0] if extra is None else f"{node.output[0]}#mm"
+    out = b.emit("FULLY_CONNECTED", ins, {}, out_name)
+    if extra is not None:
+        if beta != 1.0:
+            raise b.unsupported("beta != 1 with a full-matrix C")
+        cin = (
+            b.as_layout(extra, (0, 1))
+            if not b.is_const(extra)
+            else b.operand(extra, (0, 1), rank=2)
+        )
+        out = b.emit("ADD", [out, cin], {}, node.output[0], suffix="bias")
+    b.bind(node.output[0], out, (0, 1))
+
+
+def _bias_vector(b: Builder, c: str, n: int, beta: float) -> str:
+    data = np.asarray(b.const(c, "C"), np.float64).reshape(-1)
+    vec = np.broadcast_to(data * beta, (n,)).astype(np.float32)
+    return b.const_tensor(np.ascontiguousarray(vec), f"{c}#bias")
+
+
+@onnx_op("MatMul")
+def matmul(b: Builder, node: onnx.NodeProto) -> None:
+    x, w = node.input[0], node.input[1]
+    if not b.is_const(w) or b.is_const(x):
+        raise b.unsupported("only a run-time A times a constant 2-D B is supported")
+    ws = b.shape(w)
+    if len(ws) != 2:
+        raise b.unsupported(f"a constant B of rank {len(ws)} (2-D only)")
+    rank = b.rank(x)
+    if rank < 2:
+        raise b.unsupported("a 1-D A is not supported")
+    v = b.value(x)
+    perm = v.perm if v.perm[-1] == rank - 1 else L.identity(rank)
+    xin = b.as_layout(x, perm)
+    wt = b.operand(w, (1, 0))
+    out = b.emit("FULLY_CONNECTED", [xin, wt], {"keep_num_dims": rank > 2}, node.output[0])
+    b.bind(node.output[0], out, perm)
