@@ -14,7 +14,7 @@
 /* gemmlowp's SaturatingRoundingDoublingHighMul without the saturation case: valid unless
  * a == b == INT32_MIN. floor((a*b + 2^30) / 2^31) equals gemmlowp's round-half-away form. */
 TINYC_INLINE int32_t tinyc_mulhi(int32_t a, int32_t b) {
-#if defined(__ARM_ARCH_7EM__) || defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+#if defined(__thumb2__)
   /* SMULL; LSRS lo,#31 (carry = bit 30 of lo); ADC hi2 = (hi << 1) + (lo >> 31) + carry */
   int32_t hi = a, lo = b;
   __asm__("smull %1, %0, %0, %1\n\t"
@@ -49,6 +49,22 @@ TINYC_INLINE int32_t tinyc_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
   const int32_t right = shift > 0 ? 0 : -shift;
   /* multiplier >= 0, so the INT32_MIN * INT32_MIN saturation case cannot occur */
   return tinyc_rdbpot(tinyc_mulhi((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+/* tinyc_rdbpot for e >= 1 in three Thumb-2 instructions: add -1 to negatives, shift
+ * arithmetically, add the last bit shifted out. Valid for x != INT32_MIN. */
+TINYC_INLINE int32_t tinyc_rdbpot1(int32_t x, int32_t e) {
+#if defined(__thumb2__)
+  __asm__("add %0, %0, %0, asr #31\n\t"
+          "asrs %0, %0, %1\n\t"
+          "adc %0, %0, #0"
+          : "+r"(x)
+          : "r"(e)
+          : "cc");
+  return x;
+#else
+  return tinyc_rdbpot(x, e);
+#endif
 }
 
 TINYC_INLINE int32_t tinyc_saturating_rounding_mul_by_pot(int32_t x, int32_t exponent) {

@@ -21,17 +21,10 @@ typedef struct {
   int32_t in_zp; /* the raw value that stands for padding */
 } tinyc_window_t;
 
-/* CONV_2D, weights OHWI. scratch: 2 * k_h * k_w * in_c bytes (none for 1x1 unpadded). */
-void tinyc_conv_s8(const tinyc_window_t *p, const tinyc_requant_t *q, const int8_t *in,
-                   const int8_t *w, int8_t *out, int8_t *scratch);
-
-/* DEPTHWISE_CONV_2D, weights 1HW(C*M), out_c = in_c * depth multiplier. */
+/* DEPTHWISE_CONV_2D for any depth multiplier (the common multiplier 1 is in tinyc_nn.h),
+ * weights 1HW(C*M), out_c = in_c * depth multiplier. */
 void tinyc_depthwise_s8(const tinyc_window_t *p, const tinyc_requant_t *q, const int8_t *in,
                         const int8_t *w, int8_t *out);
-
-/* FULLY_CONNECTED, weights [out_c][in_c], `rows` input rows. */
-void tinyc_fc_s8(int32_t rows, int32_t in_c, int32_t out_c, const tinyc_requant_t *q,
-                 const int8_t *in, const int8_t *w, int8_t *out);
 
 /* AVERAGE_POOL_2D / MAX_POOL_2D (k_h, k_w = filter; in_c == out_c). */
 void tinyc_avgpool_s8(const tinyc_window_t *p, int32_t act_min, int32_t act_max,

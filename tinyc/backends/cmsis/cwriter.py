@@ -61,6 +61,7 @@ class CContext:
     decls: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
+    headers: set[str] = field(default_factory=set)
     const_bytes: int = 0
     _names: set[str] = field(default_factory=set)
     _node_index: int = 0
@@ -68,6 +69,7 @@ class CContext:
 
     def begin_node(self, index: int) -> None:
         self._node_index = index
+        self.body = []
 
     def symbol(self, base: str) -> str:
         name = c_identifier(base)
@@ -117,4 +119,9 @@ class CContext:
         self.body.append(code)
 
     def need(self, *sources: str) -> None:
+        """Runtime .c files the model calls."""
         self.sources.update(sources)
+
+    def need_header(self, *headers: str) -> None:
+        """Runtime headers of always-inline kernels that model.c includes."""
+        self.headers.update(headers)

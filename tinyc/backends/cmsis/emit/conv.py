@@ -1,4 +1,5 @@
-"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED emitters."""
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED emitters (kernels of tinyc_nn.h,
+specialized per layer by compile-time constant arguments)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from tinyc.ir.ops import attr, get_op
 from tinyc.ir.ops.conv import Requant
 
 INT32 = (-(1 << 31), (1 << 31) - 1)
+#: bytes per int8 value in an expanded matrix row (int16 pairs on DSP cores)
+ROW_BYTES = 2
 
 
-def _bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.ndarray:
+def folded_bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.ndarray:
+    """The int32 bias, optionally with -input_zp * sum(weights) folded in."""
     w = g.inp(node, 1)
     b = g.inp(node, 2)
     assert w is not None and w.data is not None
@@ -29,87 +33,128 @@ def _bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.ndarra
     return bias
 
 
-def _requant_struct(c: CContext, node: Node, rq: Requant, bias: np.ndarray) -> str:
-    b = c.const_array(f"bias_{node.name}", bias.astype(np.int32), "int32_t")
-    m = c.const_array(f"mult_{node.name}", rq.multiplier.astype(np.int32), "int32_t")
-    s = c.const_array(f"shift_{node.name}", rq.shift.astype(np.int32), "int32_t")
-    return c.const_struct(
-        f"rq_{node.name}",
-        "tinyc_requant_t",
-        f"{b}, {m}, {s}, {rq.output_zp}, {rq.act_min}, {rq.act_max}",
-    )
+def requant_records(
+    c: CContext, node: Node, rq: Requant, bias: np.ndarray, pad_to: int
+) -> tuple[str, int]:
+    """{bias, multiplier, shift} per channel (padded to ``pad_to`` channels) and the
+    right_only flag of tinyc_nn.h."""
+    right_only = int(bool(np.all(rq.shift <= -1)))
+    shift = -rq.shift if right_only else rq.shift
+    recs = np.zeros((pad_to, 3), np.int64)
+    recs[:, 2] = 1 if right_only else 0
+    n = len(bias)
+    recs[:n, 0], recs[:n, 1], recs[:n, 2] = bias, rq.multiplier, shift
+    return c.const_array(f"q_{node.name}", recs.astype(np.int32), "int32_t"), right_only
 
 
-def window_struct(c: CContext, node: Node, g: Graph, kernel: tuple[int, int], in_zp: int) -> str:
+def pack_pairs(w2d: np.ndarray) -> np.ndarray:
+    """[out_c, k] int8 -> uint32 words, channel pairs interleaved per 4-byte group
+    (the layout tinyc_mm_s8 reads), k padded to a multiple of 4, out_c to even."""
+    out_c, k = w2d.shape
+    k4 = (k + 3) // 4 * 4
+    oc2 = (out_c + 1) // 2 * 2
+    padded = np.zeros((oc2, k4), np.int8)
+    padded[:out_c, :k] = w2d
+    inter = padded.reshape(oc2 // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(inter).reshape(-1).view("<u4").astype(np.uint32)
+
+
+def _geometry(node: Node, g: Graph) -> dict[str, int]:
+    x, w, y = g.inp(node, 0), g.inp(node, 1), g.out(node)
+    assert x is not None and w is not None
+    stride, dil, pads = attr(node, "stride"), attr(node, "dilation"), attr(node, "pads")
+    return {
+        "in_h": x.shape[1],
+        "in_w": x.shape[2],
+        "in_c": x.shape[3],
+        "out_h": y.shape[1],
+        "out_w": y.shape[2],
+        "out_c": y.shape[3],
+        "k_h": w.shape[1],
+        "k_w": w.shape[2],
+        "s_h": stride[0],
+        "s_w": stride[1],
+        "dil_h": dil[0],
+        "dil_w": dil[1],
+        "pad_t": pads[0],
+        "pad_l": pads[2],
+    }
+
+
+def _per_image(c: CContext, node: Node, g: Graph, make_call) -> None:
     x, y = g.inp(node, 0), g.out(node)
     assert x is not None
-    stride = attr(node, "stride")
-    dil = node.attrs.get("dilation", (1, 1))
-    pads = attr(node, "pads")
-    fields = [
-        x.shape[1],
-        x.shape[2],
-        x.shape[3],
-        y.shape[1],
-        y.shape[2],
-        y.shape[3],
-        kernel[0],
-        kernel[1],
-        stride[0],
-        stride[1],
-        dil[0],
-        dil[1],
-        pads[0],
-        pads[2],
-        in_zp,
-    ]
-    if max(fields[:6]) > 65535 or max(fields[6:14]) > 255:
-        raise UnsupportedError(f"node {node.name!r}: window dimensions too large for the C kernels")
-    return c.const_struct(f"win_{node.name}", "tinyc_window_t", ", ".join(map(str, fields)))
-
-
-def _batched(c: CContext, node: Node, g: Graph, call: str) -> None:
-    """Emit ``call`` once per batch element ({n_in}/{n_out}: byte offsets of batch n)."""
-    x, y = g.inp(node, 0), g.out(node)
-    assert x is not None
-    n = x.shape[0]
-    step_in, step_out = x.size // n, y.size // n
-    for b in range(n):
-        c.call(call.format(n_in=b * step_in, n_out=b * step_out))
+    step_in, step_out = x.size // x.shape[0], y.size // y.shape[0]
+    for b in range(x.shape[0]):
+        c.call(
+            make_call(
+                f"{c.ptr(node.inputs[0])} + {b * step_in}",
+                f"{c.ptr(node.outputs[0])} + {b * step_out}",
+            )
+        )
 
 
 @emitter
 class ConvEmitter(Emitter):
     kinds = ("CONV_2D",)
 
-    def _direct(self, node: Node, g: Graph) -> bool:
-        w = g.inp(node, 1)
-        assert w is not None
-        return w.shape[1] == 1 and w.shape[2] == 1 and tuple(attr(node, "pads")) == (0, 0, 0, 0)
+    def direct(self, node: Node, g: Graph) -> bool:
+        geo = _geometry(node, g)
+        return (
+            (geo["k_h"], geo["k_w"]) == (1, 1)
+            and tuple(attr(node, "pads")) == (0, 0, 0, 0)
+            and geo["in_c"] % 4 == 0
+        )
 
     def scratch(self, node, g):
-        w = g.inp(node, 1)
-        assert w is not None
-        return 0 if self._direct(node, g) else 2 * int(np.prod(w.shape[1:]))
+        geo = _geometry(node, g)
+        k4 = (geo["k_h"] * geo["k_w"] * geo["in_c"] + 3) // 4 * 4
+        # two expanded rows (int16 on DSP cores), plus a gather row unless direct
+        return ROW_BYTES * 2 * k4 + (0 if self.direct(node, g) else k4)
 
     def emit(self, node, g, c):
         require_int8(node, g)
-        rq = get_op("CONV_2D").requant(node, g)
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
-        if g.inp(node, 0).shape[3] != w.shape[3]:
+        geo = _geometry(node, g)
+        if geo["in_c"] != w.shape[3]:
             raise UnsupportedError(f"node {node.name!r}: grouped CONV_2D is not supported")
-        q = _requant_struct(c, node, rq, _bias(node, g, rq, fold_zero_point=True))
-        win = window_struct(c, node, g, (w.shape[1], w.shape[2]), rq.input_zp)
-        wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
-        scratch = "0" if self._direct(node, g) else c.scratch()
-        c.need("conv_s8.c", "matmul_s8.c")
-        _batched(
+        rq = get_op("CONV_2D").requant(node, g)
+        out_c = geo["out_c"]
+        q, right_only = requant_records(
+            c, node, rq, folded_bias(node, g, rq, True), (out_c + 1) // 2 * 2
+        )
+        wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data.reshape(out_c, -1)), "uint32_t")
+        direct = self.direct(node, g)
+        scratch = c.scratch()
+        dims = ", ".join(
+            str(geo[k])
+            for k in (
+                "in_h",
+                "in_w",
+                "in_c",
+                "out_h",
+                "out_w",
+                "out_c",
+                "k_h",
+                "k_w",
+                "s_h",
+                "s_w",
+                "dil_h",
+                "dil_w",
+                "pad_t",
+                "pad_l",
+            )
+        )
+        c.need_header("tinyc_nn.h")
+        _per_image(
             c,
             node,
             g,
-            f"tinyc_conv_s8(&{win}, &{q}, {c.ptr(node.inputs[0])} + {{n_in}}, {wsym}, "
-            f"{c.ptr(node.outputs[0])} + {{n_out}}, {scratch});",
+            lambda i, o: (
+                f"tinyc_conv_s8({i}, {dims}, {rq.input_zp}, {int(direct)}, {wsym}, {q}, "
+                f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, {o}, {scratch});"
+            ),
         )
 
 
@@ -117,21 +162,55 @@ class ConvEmitter(Emitter):
 class DepthwiseEmitter(Emitter):
     kinds = ("DEPTHWISE_CONV_2D",)
 
+    def scratch(self, node, g):
+        if attr(node, "depth_multiplier") != 1:
+            return 0
+        geo = _geometry(node, g)
+        padded_w = (geo["out_w"] - 1) * geo["s_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
+        span = (geo["k_h"] - 1) * geo["dil_h"] + 1
+        return (span + 1) * padded_w * geo["in_c"]
+
     def emit(self, node, g, c):
         require_int8(node, g)
         rq = get_op("DEPTHWISE_CONV_2D").requant(node, g)
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
-        q = _requant_struct(c, node, rq, _bias(node, g, rq, fold_zero_point=False))
-        win = window_struct(c, node, g, (w.shape[1], w.shape[2]), rq.input_zp)
+        geo = _geometry(node, g)
+        bias = folded_bias(node, g, rq, False)
+        if attr(node, "depth_multiplier") != 1 or geo["k_h"] > 16:
+            from tinyc.backends.cmsis.emit.generic import emit_depthwise_generic
+
+            emit_depthwise_generic(node, g, c, rq, bias)
+            return
+        q, right_only = requant_records(c, node, rq, bias, geo["out_c"])
         wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
-        c.need("depthwise_s8.c")
-        _batched(
+        dims = ", ".join(
+            str(geo[k])
+            for k in (
+                "in_h",
+                "in_w",
+                "in_c",
+                "out_h",
+                "out_w",
+                "k_h",
+                "k_w",
+                "s_h",
+                "s_w",
+                "dil_h",
+                "dil_w",
+                "pad_t",
+                "pad_l",
+            )
+        )
+        c.need_header("tinyc_nn.h")
+        _per_image(
             c,
             node,
             g,
-            f"tinyc_depthwise_s8(&{win}, &{q}, {c.ptr(node.inputs[0])} + {{n_in}}, {wsym}, "
-            f"{c.ptr(node.outputs[0])} + {{n_out}});",
+            lambda i, o: (
+                f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wsym}, {q}, {rq.output_zp}, "
+                f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()});"
+            ),
         )
 
 
@@ -139,17 +218,28 @@ class DepthwiseEmitter(Emitter):
 class FullyConnectedEmitter(Emitter):
     kinds = ("FULLY_CONNECTED",)
 
+    def scratch(self, node, g):
+        w = g.inp(node, 1)
+        assert w is not None
+        k = w.shape[1]
+        k4 = (k + 3) // 4 * 4
+        return ROW_BYTES * 2 * k4 + (k4 if k != k4 else 0)
+
     def emit(self, node, g, c):
         require_int8(node, g)
         rq = get_op("FULLY_CONNECTED").requant(node, g)
-        w = g.inp(node, 1)
-        x = g.inp(node, 0)
+        w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and w.data is not None and x is not None
-        q = _requant_struct(c, node, rq, _bias(node, g, rq, fold_zero_point=True))
-        wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
-        rows = x.size // w.shape[1]
-        c.need("fc_s8.c", "matmul_s8.c")
+        out_c, k = w.shape
+        rows = x.size // k
+        k4 = (k + 3) // 4 * 4
+        q, right_only = requant_records(
+            c, node, rq, folded_bias(node, g, rq, True), (out_c + 1) // 2 * 2
+        )
+        wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data), "uint32_t")
+        c.need_header("tinyc_nn.h")
         c.call(
-            f"tinyc_fc_s8({rows}, {w.shape[1]}, {w.shape[0]}, &{q}, {c.ptr(node.inputs[0])}, "
-            f"{wsym}, {c.ptr(node.outputs[0])});"
+            f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {rows}, {k}, {k4}, {out_c}, {wsym}, {q}, "
+            f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
+            f"{c.ptr(node.outputs[0])}, {c.scratch()});"
         )

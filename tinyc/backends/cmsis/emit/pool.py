@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinyc.backends.cmsis.emit.base import Emitter, emitter, require_int8
-from tinyc.backends.cmsis.emit.conv import window_struct
+from tinyc.backends.cmsis.emit.generic import window_struct
 from tinyc.ir.ops import attr
 from tinyc.ir.ops.base import activation_range_quant
 

@@ -1,0 +1,386 @@
+/* int8 convolution, fully connected and depthwise kernels, specialized per layer.
+ *
+ * Every function here is always_inline: the generated model calls each from a small
+ * per-layer function with compile-time constant shapes and quantization constants, so the
+ * compiler unrolls and folds them for that layer. Results are bit-exact with TFLite Micro.
+ *
+ * Requantization records: three int32 per output channel {bias, multiplier, shift}. When
+ * `right_only` is set, every channel shifts right by at least one bit and `shift` holds
+ * that (positive) right shift; otherwise it is TFLite's signed shift.
+ */
+#ifndef TINYC_NN_H
+#define TINYC_NN_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "tinyc_simd.h"
+
+TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, const int32_t *q, int32_t zp, int32_t lo,
+                                 int32_t hi, int32_t right_only) {
+  int32_t v;
+#if defined(__thumb2__) && TINYC_DSP
+  if (right_only) {
+    /* doubling high multiply (3), round-half-away right shift (3) with the zero point
+     * added by the final ADC */
+    int32_t t;
+    __asm__("smull %[t], %[v], %[a], %[m]\n\t"
+            "lsrs %[t], %[t], #31\n\t"
+            "adc %[v], %[t], %[v], lsl #1\n\t"
+            "add %[v], %[v], %[v], asr #31\n\t"
+            "asrs %[v], %[v], %[s]\n\t"
+            "adc %[v], %[v], %[zp]"
+            : [t] "=&r"(t), [v] "=&r"(v)
+            : [a] "r"(acc), [m] "r"(q[1]), [s] "r"(q[2]), [zp] "r"(zp)
+            : "cc");
+  } else {
+    v = tinyc_mbqm(acc, q[1], q[2]) + zp;
+  }
+  v = __ssat(v, 8);
+#else
+  if (right_only) {
+    v = tinyc_rdbpot(tinyc_mulhi(acc, q[1]), q[2]) + zp;
+  } else {
+    v = tinyc_mbqm(acc, q[1], q[2]) + zp;
+  }
+  v = v < -128 ? -128 : (v > 127 ? 127 : v);
+#endif
+  if (lo > -128) v = v < lo ? lo : v;
+  if (hi < 127) v = v > hi ? hi : v;
+  return v;
+}
+
+/* Rows of the matrix core. On DSP cores rows are expanded to int16 pairs, two words per
+ * 4 int8 values {bytes 0 and 2, bytes 1 and 3}, and two rows are interleaved per 4-value
+ * group: {row0 even, row0 odd, row1 even, row1 odd}; a lone row is {even, odd} per group.
+ * Elsewhere rows stay int8, the second right after the first. */
+#if TINYC_DSP
+typedef uint32_t tinyc_row_t;
+#else
+typedef int8_t tinyc_row_t;
+#endif
+
+/* Put k4 int8 values (k4 % 4 == 0) into row slot `which` (0 or 1) of `rows`;
+ * `two` says whether the rows hold one or two rows. */
+TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows, int32_t which,
+                               int32_t two) {
+#if TINYC_DSP
+  const int32_t step = two ? 4 : 2;
+  uint32_t *dst = rows + 2 * which;
+  int32_t g;
+  for (g = 0; g < k4 / 4; ++g, dst += step) {
+    const uint32_t v = tinyc_load4(src + 4 * g);
+    dst[0] = (uint32_t)tinyc_sxtb16(v);
+    dst[1] = (uint32_t)tinyc_sxtb16_ror8(v);
+  }
+#else
+  (void)two;
+  memcpy(rows + which * k4, src, (size_t)k4);
+#endif
+}
+
+#if TINYC_DSP
+typedef struct {
+  int32_t a00, a01, a10, a11;
+} tinyc_acc4_t;
+
+/* a += two interleaved rows x one channel pair, over n groups of 4 values (n >= 1). */
+TINYC_INLINE tinyc_acc4_t tinyc_dot2x2(const uint32_t *rows, const uint32_t *w, int32_t n,
+                                       tinyc_acc4_t a) {
+  int32_t x0e, x0o, x1e, x1o, wa, wb;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldrd %[x0e], %[x0o], [%[r]], #16\n\t"
+      "ldrd %[x1e], %[x1o], [%[r], #-8]\n\t"
+      "ldr %[wa], [%[w]], #8\n\t"
+      "sxtb16 %[wb], %[wa]\n\t"
+      "sxtb16 %[wa], %[wa], ror #8\n\t"
+      "smlad %[a00], %[x0e], %[wb], %[a00]\n\t"
+      "smlad %[a10], %[x1e], %[wb], %[a10]\n\t"
+      "ldr %[wb], [%[w], #-4]\n\t"
+      "smlad %[a00], %[x0o], %[wa], %[a00]\n\t"
+      "smlad %[a10], %[x1o], %[wa], %[a10]\n\t"
+      "sxtb16 %[wa], %[wb]\n\t"
+      "sxtb16 %[wb], %[wb], ror #8\n\t"
+      "smlad %[a01], %[x0e], %[wa], %[a01]\n\t"
+      "smlad %[a11], %[x1e], %[wa], %[a11]\n\t"
+      "smlad %[a01], %[x0o], %[wb], %[a01]\n\t"
+      "smlad %[a11], %[x1o], %[wb], %[a11]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a00] "+r"(a.a00), [a01] "+r"(a.a01), [a10] "+r"(a.a10), [a11] "+r"(a.a11),
+        [r] "+r"(rows), [w] "+r"(w), [n] "+r"(n), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o),
+        [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [wa] "=&r"(wa), [wb] "=&r"(wb)
+      :
+      : "cc", "memory");
+  return a;
+}
+
+/* a00/a01 += one row x one channel pair, over n groups of 4 values (n >= 1). */
+TINYC_INLINE tinyc_acc4_t tinyc_dot1x2(const uint32_t *row, const uint32_t *w, int32_t n,
+                                       tinyc_acc4_t a) {
+  int32_t xe, xo, wa, wb, t;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldrd %[xe], %[xo], [%[r]], #8\n\t"
+      "ldrd %[wa], %[wb], [%[w]], #8\n\t"
+      "sxtb16 %[t], %[wa]\n\t"
+      "smlad %[a00], %[xe], %[t], %[a00]\n\t"
+      "sxtb16 %[wa], %[wa], ror #8\n\t"
+      "smlad %[a00], %[xo], %[wa], %[a00]\n\t"
+      "sxtb16 %[wa], %[wb]\n\t"
+      "sxtb16 %[wb], %[wb], ror #8\n\t"
+      "smlad %[a01], %[xe], %[wa], %[a01]\n\t"
+      "smlad %[a01], %[xo], %[wb], %[a01]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a00] "+r"(a.a00), [a01] "+r"(a.a01), [r] "+r"(row), [w] "+r"(w), [n] "+r"(n),
+        [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+      :
+      : "cc", "memory");
+  return a;
+}
+#endif
+
+/* `two` rows (1 or 2) times the weights of `out_c` channels, requantized into o0 (and o1).
+ * k: row length in int8 values, a multiple of 4. w: channel pairs interleaved per 4-byte
+ * group, w[(pair * k/4 + g) * 2 + j] = bytes 4g..4g+3 of channel 2*pair + j; an odd last
+ * channel is paired with zeros. Rows hold raw values: the input zero point is in the bias. */
+TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t two, int32_t k, const uint32_t *w,
+                              int32_t out_c, const int32_t *q, int32_t zp, int32_t lo,
+                              int32_t hi, int32_t right_only, int8_t *o0, int8_t *o1) {
+  int32_t oc;
+  for (oc = 0; oc < out_c; oc += 2, q += 6, w += k / 2) {
+#if TINYC_DSP
+    tinyc_acc4_t a;
+    a.a00 = a.a10 = q[0];
+    a.a01 = a.a11 = q[3];
+    if (two) {
+      a = tinyc_dot2x2(rows, w, k / 4, a);
+    } else {
+      a = tinyc_dot1x2(rows, w, k / 4, a);
+    }
+#else
+    struct {
+      int32_t a00, a01, a10, a11;
+    } a;
+    int32_t i;
+    const int8_t *wa = (const int8_t *)w;
+    a.a00 = a.a10 = q[0];
+    a.a01 = a.a11 = q[3];
+    for (i = 0; i < k; ++i) {
+      const int32_t y0 = wa[(i / 4) * 8 + i % 4], y1 = wa[(i / 4) * 8 + 4 + i % 4];
+      a.a00 += rows[i] * y0;
+      a.a01 += rows[i] * y1;
+      if (two) {
+        a.a10 += rows[k + i] * y0;
+        a.a11 += rows[k + i] * y1;
+      }
+    }
+#endif
+    o0[oc] = (int8_t)tinyc_rq_s8(a.a00, q, zp, lo, hi, right_only);
+    if (oc + 1 < out_c) o0[oc + 1] = (int8_t)tinyc_rq_s8(a.a01, q + 3, zp, lo, hi, right_only);
+    if (two) {
+      o1[oc] = (int8_t)tinyc_rq_s8(a.a10, q, zp, lo, hi, right_only);
+      if (oc + 1 < out_c) o1[oc + 1] = (int8_t)tinyc_rq_s8(a.a11, q + 3, zp, lo, hi, right_only);
+    }
+  }
+}
+
+/* Copy the receptive field of output pixel (oy, ox) into `row` (k padded to k4 with
+ * zeros); taps outside the input hold the input zero point. */
+TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
+                                  int32_t k_h, int32_t k_w, int32_t dil_h, int32_t dil_w,
+                                  int32_t y0, int32_t x0, int32_t in_zp, int32_t k4,
+                                  int8_t *row) {
+  int8_t *dst = row;
+  int32_t ky, kx;
+  for (ky = 0; ky < k_h; ++ky) {
+    const int32_t iy = y0 + ky * dil_h;
+    if (iy < 0 || iy >= in_h) {
+      memset(dst, in_zp, (size_t)(k_w * in_c));
+      dst += k_w * in_c;
+      continue;
+    }
+    if (dil_w == 1 && x0 >= 0 && x0 + k_w <= in_w) {
+      memcpy(dst, in + (iy * in_w + x0) * in_c, (size_t)(k_w * in_c));
+      dst += k_w * in_c;
+      continue;
+    }
+    for (kx = 0; kx < k_w; ++kx, dst += in_c) {
+      const int32_t ix = x0 + kx * dil_w;
+      if (ix < 0 || ix >= in_w) {
+        memset(dst, in_zp, (size_t)in_c);
+      } else {
+        memcpy(dst, in + (iy * in_w + ix) * in_c, (size_t)in_c);
+      }
+    }
+  }
+  if (k4 > k_h * k_w * in_c) memset(dst, 0, (size_t)(k4 - k_h * k_w * in_c));
+}
+
+/* CONV_2D, one image (NHWC). direct: a 1x1 unpadded kernel over in_c % 4 == 0 channels,
+ * whose rows are input pixels; otherwise receptive fields are gathered first.
+ * scratch: two rows (4 * k4 bytes), then k4 bytes for a gather. */
+TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
+                                int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h,
+                                int32_t k_w, int32_t s_h, int32_t s_w, int32_t dil_h,
+                                int32_t dil_w, int32_t pad_t, int32_t pad_l, int32_t in_zp,
+                                int32_t direct, const uint32_t *w, const int32_t *q, int32_t zp,
+                                int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
+                                void *scratch) {
+  const int32_t k4 = (k_h * k_w * in_c + 3) & ~3;
+  const int32_t pixels = out_h * out_w;
+  tinyc_row_t *rows = (tinyc_row_t *)scratch;
+  int8_t *gather = (int8_t *)scratch + 4 * k4;
+  int32_t p, j;
+  /* Pixels go in pairs; an odd last pixel is paired with itself (written twice). */
+  for (p = 0; p < pixels; p += 2) {
+    const int32_t p1 = p + 1 < pixels ? p + 1 : p;
+    for (j = 0; j < 2; ++j) {
+      const int32_t pix = j ? p1 : p;
+      const int32_t oy = pix / out_w, ox = pix % out_w;
+      if (direct) {
+        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_c, k4, rows, j, 1);
+      } else {
+        tinyc_im2col_s8(in, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, oy * s_h - pad_t,
+                        ox * s_w - pad_l, in_zp, k4, gather);
+        tinyc_row_s8(gather, k4, rows, j, 1);
+      }
+    }
+    tinyc_mm_s8(rows, 1, k4, w, out_c, q, zp, lo, hi, right_only, out + p * out_c,
+                out + p1 * out_c);
+  }
+}
+
+/* FULLY_CONNECTED over `rows` rows of k int8 values, padded to k4 (a multiple of 4).
+ * scratch: two rows (4 * k4 bytes), then k4 bytes when k != k4. */
+TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t k4,
+                              int32_t out_c, const uint32_t *w, const int32_t *q, int32_t zp,
+                              int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
+                              void *scratch) {
+  tinyc_row_t *buf = (tinyc_row_t *)scratch;
+  int8_t *gather = (int8_t *)scratch + 4 * k4;
+  int32_t r, j;
+  const int32_t two = rows > 1;
+  /* Rows go in pairs; an odd last row is paired with itself (written twice). */
+  for (r = 0; r < rows; r += 2) {
+    const int32_t r1 = r + 1 < rows ? r + 1 : r;
+    for (j = 0; j <= two; ++j) {
+      const int8_t *src = in + (j ? r1 : r) * k;
+      if (k != k4) {
+        memcpy(gather, src, (size_t)k);
+        memset(gather + k, 0, (size_t)(k4 - k));
+        src = gather;
+      }
+      tinyc_row_s8(src, k4, buf, j, two);
+    }
+    tinyc_mm_s8(buf, two, k4, w, out_c, q, zp, lo, hi, right_only, out + r * out_c,
+                out + r1 * out_c);
+  }
+}
+
+/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. TFLM skips padding taps, so the
+ * bias holds no zero-point term: inputs are offset by -in_zp as they are loaded. */
+#if TINYC_DSP
+/* acc (4 channels) += one tap: four input bytes against four weight bytes */
+#define TINYC_DW_MAC(X, WE, WO, A0, A1, A2, A3)                                      \
+  do {                                                                               \
+    const int32_t xe_ = tinyc_sxtab16(offset, (X)), xo_ = tinyc_sxtab16_ror8(offset, (X)); \
+    A0 = tinyc_smlabb(xe_, WE, A0);                                                  \
+    A2 = tinyc_smlatt(xe_, WE, A2);                                                  \
+    A1 = tinyc_smlabb(xo_, WO, A1);                                                  \
+    A3 = tinyc_smlatt(xo_, WO, A3);                                                  \
+  } while (0)
+#endif
+
+/* Output pixels whose windows are given by one base pointer per kernel row (no bounds). */
+TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t ch,
+                                  int32_t k_h, int32_t k_w, int32_t s_w, int32_t dil_w,
+                                  int32_t in_zp, const int8_t *w, const int32_t *q, int32_t zp,
+                                  int32_t lo, int32_t hi, int32_t right_only, int8_t *o) {
+  int32_t px;
+  for (px = 0; px < n; ++px, o += ch) {
+    const int32_t x0 = px * s_w * ch;
+    const int32_t *qc = q;
+    int32_t c = 0;
+#if TINYC_DSP
+    const int32_t offset = (int32_t)(((uint32_t)(-in_zp) & 0xFFFFu) * 0x10001u);
+    for (; c + 4 <= ch; c += 4, qc += 12) {
+      int32_t a0 = qc[0], a1 = qc[3], a2 = qc[6], a3 = qc[9];
+      int32_t ky, kx;
+#pragma GCC unroll 16
+      for (ky = 0; ky < k_h; ++ky) {
+        const int8_t *xr = rowp[ky] + x0 + c;
+#pragma GCC unroll 16
+        for (kx = 0; kx < k_w; ++kx) {
+          const uint32_t wv = tinyc_load4(w + (ky * k_w + kx) * ch + c);
+          TINYC_DW_MAC(tinyc_load4(xr + kx * dil_w * ch), tinyc_sxtb16(wv),
+                       tinyc_sxtb16_ror8(wv), a0, a1, a2, a3);
+        }
+      }
+      o[c] = (int8_t)tinyc_rq_s8(a0, qc, zp, lo, hi, right_only);
+      o[c + 1] = (int8_t)tinyc_rq_s8(a1, qc + 3, zp, lo, hi, right_only);
+      o[c + 2] = (int8_t)tinyc_rq_s8(a2, qc + 6, zp, lo, hi, right_only);
+      o[c + 3] = (int8_t)tinyc_rq_s8(a3, qc + 9, zp, lo, hi, right_only);
+    }
+#endif
+    for (; c < ch; ++c, qc += 3) {
+      int32_t acc = qc[0], ky, kx;
+      for (ky = 0; ky < k_h; ++ky)
+        for (kx = 0; kx < k_w; ++kx)
+          acc += ((int32_t)rowp[ky][x0 + kx * dil_w * ch + c] - in_zp) *
+                 w[(ky * k_w + kx) * ch + c];
+      o[c] = (int8_t)tinyc_rq_s8(acc, qc, zp, lo, hi, right_only);
+    }
+  }
+}
+
+/* The padded width of the rows a depthwise layer reads. */
+#define TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) (((out_w)-1) * (s_w) + ((k_w)-1) * (dil_w) + 1)
+
+/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. Input rows are copied once into a
+ * ring of horizontally padded rows (padding = the input zero point, which contributes
+ * nothing, exactly as TFLM's skipped taps); rows above and below the image point at a row
+ * of zero points. scratch: (rows spanned by the kernel + 1) * padded width * ch bytes. */
+TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
+                              int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
+                              int32_t s_h, int32_t s_w, int32_t dil_h, int32_t dil_w,
+                              int32_t pad_t, int32_t pad_l, int32_t in_zp, const int8_t *w,
+                              const int32_t *q, int32_t zp, int32_t lo, int32_t hi,
+                              int32_t right_only, int8_t *out, void *scratch) {
+  const int32_t pw = TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w);
+  const int32_t span = (k_h - 1) * dil_h + 1;
+  const int32_t row_bytes = pw * ch;
+  const int32_t copy_w = in_w < pw - pad_l ? in_w : pw - pad_l;
+  int8_t *zrow = (int8_t *)scratch;
+  int8_t *ring = zrow + row_bytes;
+  const int8_t *rowp[16];
+  int32_t oy, ky, next = 0; /* rows [next - span, next) are in the ring */
+  memset(zrow, in_zp, (size_t)row_bytes);
+  for (oy = 0; oy < out_h; ++oy) {
+    const int32_t y0 = oy * s_h - pad_t;
+    for (ky = 0; ky < k_h; ++ky) {
+      const int32_t iy = y0 + ky * dil_h;
+      if (iy < 0 || iy >= in_h) {
+        rowp[ky] = zrow;
+        continue;
+      }
+      {
+        int8_t *dst = ring + (iy % span) * row_bytes;
+        if (iy >= next || iy < next - span) {
+          /* not in the ring yet: copy it with its horizontal padding */
+          memset(dst, in_zp, (size_t)(pad_l * ch));
+          memcpy(dst + pad_l * ch, in + iy * in_w * ch, (size_t)(copy_w * ch));
+          memset(dst + (pad_l + copy_w) * ch, in_zp, (size_t)((pw - pad_l - copy_w) * ch));
+          if (iy + 1 > next) next = iy + 1;
+        }
+        rowp[ky] = dst;
+      }
+    }
+    tinyc_dw_row_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, in_zp, w, q, zp, lo, hi, right_only,
+                    out + oy * out_w * ch);
+  }
+}
+
+#endif
