@@ -16,8 +16,8 @@
 
 #include "tinyc_simd.h"
 
-TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, const int32_t *q, int32_t zp, int32_t lo,
-                                 int32_t hi, int32_t right_only) {
+TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
+                                 int32_t lo, int32_t hi, int32_t right_only) {
   int32_t v;
 #if defined(__thumb2__) && TINYC_DSP
   if (right_only) {
@@ -31,17 +31,17 @@ TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, const int32_t *q, int32_t zp, int3
             "asrs %[v], %[v], %[s]\n\t"
             "adc %[v], %[v], %[zp]"
             : [t] "=&r"(t), [v] "=&r"(v)
-            : [a] "r"(acc), [m] "r"(q[1]), [s] "r"(q[2]), [zp] "r"(zp)
+            : [a] "r"(acc), [m] "r"(mult), [s] "r"(shift), [zp] "r"(zp)
             : "cc");
   } else {
-    v = tinyc_mbqm(acc, q[1], q[2]) + zp;
+    v = tinyc_mbqm(acc, mult, shift) + zp;
   }
   v = __ssat(v, 8);
 #else
   if (right_only) {
-    v = tinyc_rdbpot(tinyc_mulhi(acc, q[1]), q[2]) + zp;
+    v = tinyc_rdbpot(tinyc_mulhi(acc, mult), shift) + zp;
   } else {
-    v = tinyc_mbqm(acc, q[1], q[2]) + zp;
+    v = tinyc_mbqm(acc, mult, shift) + zp;
   }
   v = v < -128 ? -128 : (v > 127 ? 127 : v);
 #endif
@@ -50,23 +50,40 @@ TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, const int32_t *q, int32_t zp, int3
   return v;
 }
 
-/* Rows of the matrix core. On DSP cores rows are expanded to int16 pairs, two words per
- * 4 int8 values {bytes 0 and 2, bytes 1 and 3}, and two rows are interleaved per 4-value
- * group: {row0 even, row0 odd, row1 even, row1 odd}; a lone row is {even, odd} per group.
- * Elsewhere rows stay int8, the second right after the first. */
+/* Requantize channel records {bias, multiplier, shift} (depthwise layout). */
+#define TINYC_RQ3(acc, rec) tinyc_rq_s8(acc, (rec)[1], (rec)[2], zp, lo, hi, right_only)
+
+/* The matrix core: `nrows` rows of k int8 values (k % 4 == 0) times the weights of
+ * `out_c` channels, requantized into out[r]. Weights: channel pairs interleaved per 4-byte
+ * group, w[(pair * k/4 + g) * 2 + j] = bytes 4g..4g+3 of channel 2*pair + j (an odd last
+ * channel is paired with zeros). Requantization per pair: {bias a, bias b, multiplier a,
+ * multiplier b, shift a, shift b}. Rows hold raw values: the input zero point is folded
+ * into the bias.
+ *
+ * On DSP cores rows are expanded to int16 pairs (tinyc_mm_dsp.S); a block holds TINYC_MM_ROWS
+ * rows interleaved per group, the assembly kernels take three rows x one channel pair, or
+ * one row x two channel pairs. Elsewhere rows stay int8, one after another. */
 #if TINYC_DSP
+#define TINYC_MM_ROWS 3
 typedef uint32_t tinyc_row_t;
+void tinyc_mm3x2(const uint32_t *rows, const uint32_t *w, int32_t groups, int32_t *acc,
+                 const int32_t *bias2);
+void tinyc_mm1x4(const uint32_t *row, const uint32_t *w, int32_t groups, int32_t *acc,
+                 const int32_t *bias4, const uint32_t *w2);
 #else
+#define TINYC_MM_ROWS 2
 typedef int8_t tinyc_row_t;
 #endif
 
-/* Put k4 int8 values (k4 % 4 == 0) into row slot `which` (0 or 1) of `rows`;
- * `two` says whether the rows hold one or two rows. */
+/* Bytes of scratch a block of rows of k4 values needs (expanded on DSP cores). */
+#define TINYC_MM_SCRATCH(k4) (TINYC_MM_ROWS * (k4) * (int32_t)(4 / (4 - 2 * TINYC_DSP)))
+
+/* Put k4 int8 values into row `which` of a block of `nrows` rows. */
 TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows, int32_t which,
-                               int32_t two) {
+                               int32_t nrows) {
 #if TINYC_DSP
-  const int32_t step = two ? 4 : 2;
   uint32_t *dst = rows + 2 * which;
+  const int32_t step = 2 * nrows;
   int32_t g;
   for (g = 0; g < k4 / 4; ++g, dst += step) {
     const uint32_t v = tinyc_load4(src + 4 * g);
@@ -74,117 +91,60 @@ TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows,
     dst[1] = (uint32_t)tinyc_sxtb16_ror8(v);
   }
 #else
-  (void)two;
+  (void)nrows;
   memcpy(rows + which * k4, src, (size_t)k4);
 #endif
 }
 
-#if TINYC_DSP
-typedef struct {
-  int32_t a00, a01, a10, a11;
-} tinyc_acc4_t;
-
-/* a += two interleaved rows x one channel pair, over n groups of 4 values (n >= 1). */
-TINYC_INLINE tinyc_acc4_t tinyc_dot2x2(const uint32_t *rows, const uint32_t *w, int32_t n,
-                                       tinyc_acc4_t a) {
-  int32_t x0e, x0o, x1e, x1o, wa, wb;
-  __asm__ volatile(
-      "1:\n\t"
-      "ldrd %[x0e], %[x0o], [%[r]], #16\n\t"
-      "ldrd %[x1e], %[x1o], [%[r], #-8]\n\t"
-      "ldr %[wa], [%[w]], #8\n\t"
-      "sxtb16 %[wb], %[wa]\n\t"
-      "sxtb16 %[wa], %[wa], ror #8\n\t"
-      "smlad %[a00], %[x0e], %[wb], %[a00]\n\t"
-      "smlad %[a10], %[x1e], %[wb], %[a10]\n\t"
-      "ldr %[wb], [%[w], #-4]\n\t"
-      "smlad %[a00], %[x0o], %[wa], %[a00]\n\t"
-      "smlad %[a10], %[x1o], %[wa], %[a10]\n\t"
-      "sxtb16 %[wa], %[wb]\n\t"
-      "sxtb16 %[wb], %[wb], ror #8\n\t"
-      "smlad %[a01], %[x0e], %[wa], %[a01]\n\t"
-      "smlad %[a11], %[x1e], %[wa], %[a11]\n\t"
-      "smlad %[a01], %[x0o], %[wb], %[a01]\n\t"
-      "smlad %[a11], %[x1o], %[wb], %[a11]\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b"
-      : [a00] "+r"(a.a00), [a01] "+r"(a.a01), [a10] "+r"(a.a10), [a11] "+r"(a.a11),
-        [r] "+r"(rows), [w] "+r"(w), [n] "+r"(n), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o),
-        [x1e] "=&r"(x1e), [x1o] "=&r"(x1o), [wa] "=&r"(wa), [wb] "=&r"(wb)
-      :
-      : "cc", "memory");
-  return a;
-}
-
-/* a00/a01 += one row x one channel pair, over n groups of 4 values (n >= 1). */
-TINYC_INLINE tinyc_acc4_t tinyc_dot1x2(const uint32_t *row, const uint32_t *w, int32_t n,
-                                       tinyc_acc4_t a) {
-  int32_t xe, xo, wa, wb, t;
-  __asm__ volatile(
-      "1:\n\t"
-      "ldrd %[xe], %[xo], [%[r]], #8\n\t"
-      "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-      "sxtb16 %[t], %[wa]\n\t"
-      "smlad %[a00], %[xe], %[t], %[a00]\n\t"
-      "sxtb16 %[wa], %[wa], ror #8\n\t"
-      "smlad %[a00], %[xo], %[wa], %[a00]\n\t"
-      "sxtb16 %[wa], %[wb]\n\t"
-      "sxtb16 %[wb], %[wb], ror #8\n\t"
-      "smlad %[a01], %[xe], %[wa], %[a01]\n\t"
-      "smlad %[a01], %[xo], %[wb], %[a01]\n\t"
-      "subs %[n], %[n], #1\n\t"
-      "bne 1b"
-      : [a00] "+r"(a.a00), [a01] "+r"(a.a01), [r] "+r"(row), [w] "+r"(w), [n] "+r"(n),
-        [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-      :
-      : "cc", "memory");
-  return a;
-}
-#endif
-
-/* `two` rows (1 or 2) times the weights of `out_c` channels, requantized into o0 (and o1).
- * k: row length in int8 values, a multiple of 4. w: channel pairs interleaved per 4-byte
- * group, w[(pair * k/4 + g) * 2 + j] = bytes 4g..4g+3 of channel 2*pair + j; an odd last
- * channel is paired with zeros. Rows hold raw values: the input zero point is in the bias. */
-TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t two, int32_t k, const uint32_t *w,
-                              int32_t out_c, const int32_t *q, int32_t zp, int32_t lo,
-                              int32_t hi, int32_t right_only, int8_t *o0, int8_t *o1) {
+TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
+                              const uint32_t *w, int32_t out_c, const int32_t *q, int32_t zp,
+                              int32_t lo, int32_t hi, int32_t right_only, int8_t *const *out) {
   int32_t oc;
-  for (oc = 0; oc < out_c; oc += 2, q += 6, w += k / 2) {
 #if TINYC_DSP
-    tinyc_acc4_t a;
-    a.a00 = a.a10 = q[0];
-    a.a01 = a.a11 = q[3];
-    if (two) {
-      a = tinyc_dot2x2(rows, w, k / 4, a);
-    } else {
-      a = tinyc_dot1x2(rows, w, k / 4, a);
-    }
-#else
-    struct {
-      int32_t a00, a01, a10, a11;
-    } a;
-    int32_t i;
-    const int8_t *wa = (const int8_t *)w;
-    a.a00 = a.a10 = q[0];
-    a.a01 = a.a11 = q[3];
-    for (i = 0; i < k; ++i) {
-      const int32_t y0 = wa[(i / 4) * 8 + i % 4], y1 = wa[(i / 4) * 8 + 4 + i % 4];
-      a.a00 += rows[i] * y0;
-      a.a01 += rows[i] * y1;
-      if (two) {
-        a.a10 += rows[k + i] * y0;
-        a.a11 += rows[k + i] * y1;
+  if (nrows == 1) {
+    /* one row: two channel pairs per call (an odd last pair is computed twice) */
+    for (oc = 0; oc < out_c; oc += 4) {
+      const int32_t pair = oc / 2, next = oc + 2 < out_c ? pair + 1 : pair;
+      const int32_t *qa = q + 6 * pair, *qb = q + 6 * next;
+      int32_t acc[4], bias[4];
+      int32_t j;
+      bias[0] = qa[0];
+      bias[1] = qa[1];
+      bias[2] = qb[0];
+      bias[3] = qb[1];
+      tinyc_mm1x4(rows, w + pair * (k / 2), k / 4, acc, bias, w + next * (k / 2));
+      for (j = 0; j < 4 && oc + j < out_c; ++j) {
+        const int32_t *qq = j < 2 ? qa : qb;
+        out[0][oc + j] = (int8_t)tinyc_rq_s8(acc[j], qq[2 + (j & 1)], qq[4 + (j & 1)], zp, lo, hi,
+                                             right_only);
       }
     }
-#endif
-    o0[oc] = (int8_t)tinyc_rq_s8(a.a00, q, zp, lo, hi, right_only);
-    if (oc + 1 < out_c) o0[oc + 1] = (int8_t)tinyc_rq_s8(a.a01, q + 3, zp, lo, hi, right_only);
-    if (two) {
-      o1[oc] = (int8_t)tinyc_rq_s8(a.a10, q, zp, lo, hi, right_only);
-      if (oc + 1 < out_c) o1[oc + 1] = (int8_t)tinyc_rq_s8(a.a11, q + 3, zp, lo, hi, right_only);
+    return;
+  }
+  for (oc = 0; oc < out_c; oc += 2, q += 6, w += k / 2) {
+    int32_t acc[6];
+    tinyc_mm3x2(rows, w, k / 4, acc, q);
+    out[0][oc] = (int8_t)tinyc_rq_s8(acc[0], q[2], q[4], zp, lo, hi, right_only);
+    out[1][oc] = (int8_t)tinyc_rq_s8(acc[2], q[2], q[4], zp, lo, hi, right_only);
+    out[2][oc] = (int8_t)tinyc_rq_s8(acc[4], q[2], q[4], zp, lo, hi, right_only);
+    if (oc + 1 < out_c) {
+      out[0][oc + 1] = (int8_t)tinyc_rq_s8(acc[1], q[3], q[5], zp, lo, hi, right_only);
+      out[1][oc + 1] = (int8_t)tinyc_rq_s8(acc[3], q[3], q[5], zp, lo, hi, right_only);
+      out[2][oc + 1] = (int8_t)tinyc_rq_s8(acc[5], q[3], q[5], zp, lo, hi, right_only);
     }
   }
+#else
+  for (oc = 0; oc < out_c; ++oc) {
+    const int8_t *wp = (const int8_t *)(w + (oc / 2) * (k / 2)) + 4 * (oc & 1);
+    const int32_t *qp = q + 6 * (oc / 2) + (oc & 1);
+    int32_t r;
+    for (r = 0; r < nrows; ++r) {
+      int32_t acc = qp[0], i;
+      for (i = 0; i < k; ++i) acc += rows[r * k + i] * wp[(i / 4) * 8 + i % 4];
+      out[r][oc] = (int8_t)tinyc_rq_s8(acc, qp[2], qp[4], zp, lo, hi, right_only);
+    }
+  }
+#endif
 }
 
 /* Copy the receptive field of output pixel (oy, ox) into `row` (k padded to k4 with
@@ -221,7 +181,7 @@ TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
 
 /* CONV_2D, one image (NHWC). direct: a 1x1 unpadded kernel over in_c % 4 == 0 channels,
  * whose rows are input pixels; otherwise receptive fields are gathered first.
- * scratch: two rows (4 * k4 bytes), then k4 bytes for a gather. */
+ * scratch: TINYC_MM_SCRATCH(k4) bytes of rows, then k4 bytes for a gather. */
 TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
                                 int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h,
                                 int32_t k_w, int32_t s_h, int32_t s_w, int32_t dil_h,
@@ -232,65 +192,64 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
   const int32_t k4 = (k_h * k_w * in_c + 3) & ~3;
   const int32_t pixels = out_h * out_w;
   tinyc_row_t *rows = (tinyc_row_t *)scratch;
-  int8_t *gather = (int8_t *)scratch + 4 * k4;
+  int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(k4);
+  int8_t *dst[TINYC_MM_ROWS];
   int32_t p, j;
-  /* Pixels go in pairs; an odd last pixel is paired with itself (written twice). */
-  for (p = 0; p < pixels; p += 2) {
-    const int32_t p1 = p + 1 < pixels ? p + 1 : p;
-    for (j = 0; j < 2; ++j) {
-      const int32_t pix = j ? p1 : p;
+  /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel. */
+  for (p = 0; p < pixels; p += TINYC_MM_ROWS) {
+    for (j = 0; j < TINYC_MM_ROWS; ++j) {
+      const int32_t pix = p + j < pixels ? p + j : pixels - 1;
       const int32_t oy = pix / out_w, ox = pix % out_w;
+      dst[j] = out + pix * out_c;
       if (direct) {
-        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_c, k4, rows, j, 1);
+        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_c, k4, rows, j, TINYC_MM_ROWS);
       } else {
         tinyc_im2col_s8(in, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, oy * s_h - pad_t,
                         ox * s_w - pad_l, in_zp, k4, gather);
-        tinyc_row_s8(gather, k4, rows, j, 1);
+        tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
       }
     }
-    tinyc_mm_s8(rows, 1, k4, w, out_c, q, zp, lo, hi, right_only, out + p * out_c,
-                out + p1 * out_c);
+    tinyc_mm_s8(rows, TINYC_MM_ROWS, k4, w, out_c, q, zp, lo, hi, right_only, dst);
   }
 }
 
 /* FULLY_CONNECTED over `rows` rows of k int8 values, padded to k4 (a multiple of 4).
- * scratch: two rows (4 * k4 bytes), then k4 bytes when k != k4. */
+ * scratch: TINYC_MM_SCRATCH(k4) bytes of rows, then k4 bytes when k != k4. */
 TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t k4,
                               int32_t out_c, const uint32_t *w, const int32_t *q, int32_t zp,
                               int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
                               void *scratch) {
   tinyc_row_t *buf = (tinyc_row_t *)scratch;
-  int8_t *gather = (int8_t *)scratch + 4 * k4;
+  int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(k4);
+  const int32_t n = rows == 1 ? 1 : TINYC_MM_ROWS;
+  int8_t *dst[TINYC_MM_ROWS];
   int32_t r, j;
-  const int32_t two = rows > 1;
-  /* Rows go in pairs; an odd last row is paired with itself (written twice). */
-  for (r = 0; r < rows; r += 2) {
-    const int32_t r1 = r + 1 < rows ? r + 1 : r;
-    for (j = 0; j <= two; ++j) {
-      const int8_t *src = in + (j ? r1 : r) * k;
+  /* Rows go in blocks of TINYC_MM_ROWS; a short last block repeats its last row. */
+  for (r = 0; r < rows; r += n) {
+    for (j = 0; j < n; ++j) {
+      const int32_t row = r + j < rows ? r + j : rows - 1;
+      const int8_t *src = in + row * k;
+      dst[j] = out + row * out_c;
       if (k != k4) {
         memcpy(gather, src, (size_t)k);
         memset(gather + k, 0, (size_t)(k4 - k));
         src = gather;
       }
-      tinyc_row_s8(src, k4, buf, j, two);
+      tinyc_row_s8(src, k4, buf, j, n);
     }
-    tinyc_mm_s8(buf, two, k4, w, out_c, q, zp, lo, hi, right_only, out + r * out_c,
-                out + r1 * out_c);
+    tinyc_mm_s8(buf, n, k4, w, out_c, q, zp, lo, hi, right_only, dst);
   }
 }
 
-/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. TFLM skips padding taps, so the
- * bias holds no zero-point term: inputs are offset by -in_zp as they are loaded. */
 #if TINYC_DSP
-/* acc (4 channels) += one tap: four input bytes against four weight bytes */
-#define TINYC_DW_MAC(X, WE, WO, A0, A1, A2, A3)                                      \
-  do {                                                                               \
+/* acc (4 channels) += one depthwise tap: four input bytes against four weight bytes */
+#define TINYC_DW_MAC(X, WE, WO, A0, A1, A2, A3)                                           \
+  do {                                                                                    \
     const int32_t xe_ = tinyc_sxtab16(offset, (X)), xo_ = tinyc_sxtab16_ror8(offset, (X)); \
-    A0 = tinyc_smlabb(xe_, WE, A0);                                                  \
-    A2 = tinyc_smlatt(xe_, WE, A2);                                                  \
-    A1 = tinyc_smlabb(xo_, WO, A1);                                                  \
-    A3 = tinyc_smlatt(xo_, WO, A3);                                                  \
+    A0 = tinyc_smlabb(xe_, WE, A0);                                                       \
+    A2 = tinyc_smlatt(xe_, WE, A2);                                                       \
+    A1 = tinyc_smlabb(xo_, WO, A1);                                                       \
+    A3 = tinyc_smlatt(xo_, WO, A3);                                                       \
   } while (0)
 #endif
 
@@ -319,10 +278,10 @@ TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t 
                        tinyc_sxtb16_ror8(wv), a0, a1, a2, a3);
         }
       }
-      o[c] = (int8_t)tinyc_rq_s8(a0, qc, zp, lo, hi, right_only);
-      o[c + 1] = (int8_t)tinyc_rq_s8(a1, qc + 3, zp, lo, hi, right_only);
-      o[c + 2] = (int8_t)tinyc_rq_s8(a2, qc + 6, zp, lo, hi, right_only);
-      o[c + 3] = (int8_t)tinyc_rq_s8(a3, qc + 9, zp, lo, hi, right_only);
+      o[c] = (int8_t)TINYC_RQ3(a0, qc);
+      o[c + 1] = (int8_t)TINYC_RQ3(a1, qc + 3);
+      o[c + 2] = (int8_t)TINYC_RQ3(a2, qc + 6);
+      o[c + 3] = (int8_t)TINYC_RQ3(a3, qc + 9);
     }
 #endif
     for (; c < ch; ++c, qc += 3) {
@@ -331,7 +290,7 @@ TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t 
         for (kx = 0; kx < k_w; ++kx)
           acc += ((int32_t)rowp[ky][x0 + kx * dil_w * ch + c] - in_zp) *
                  w[(ky * k_w + kx) * ch + c];
-      o[c] = (int8_t)tinyc_rq_s8(acc, qc, zp, lo, hi, right_only);
+      o[c] = (int8_t)TINYC_RQ3(acc, qc);
     }
   }
 }

@@ -34,17 +34,29 @@ def folded_bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.
 
 
 def requant_records(
-    c: CContext, node: Node, rq: Requant, bias: np.ndarray, pad_to: int
+    c: CContext, node: Node, rq: Requant, bias: np.ndarray, pairs: bool
 ) -> tuple[str, int]:
-    """{bias, multiplier, shift} per channel (padded to ``pad_to`` channels) and the
-    right_only flag of tinyc_nn.h."""
+    """The requantization constants tinyc_nn.h reads, and its right_only flag.
+
+    Per channel {bias, multiplier, shift}, or with ``pairs`` per channel pair {bias a,
+    bias b, multiplier a, multiplier b, shift a, shift b} (an odd count padded with a dummy
+    channel). With right_only every shift is a right shift and is stored as its amount."""
     right_only = int(bool(np.all(rq.shift <= -1)))
     shift = -rq.shift if right_only else rq.shift
-    recs = np.zeros((pad_to, 3), np.int64)
-    recs[:, 2] = 1 if right_only else 0
     n = len(bias)
+    padded = n + (n % 2 if pairs else 0)
+    recs = np.zeros((padded, 3), np.int64)
+    recs[:, 2] = 1 if right_only else 0
     recs[:n, 0], recs[:n, 1], recs[:n, 2] = bias, rq.multiplier, shift
+    if pairs:
+        recs = recs.reshape(padded // 2, 2, 3).transpose(0, 2, 1)
     return c.const_array(f"q_{node.name}", recs.astype(np.int32), "int32_t"), right_only
+
+
+def matrix_scratch(k4: int) -> int:
+    """Bytes tinyc_nn.h's TINYC_MM_SCRATCH(k4) may take (three int16-expanded rows on DSP
+    cores, two int8 rows elsewhere)."""
+    return 3 * k4 * ROW_BYTES
 
 
 def pack_pairs(w2d: np.ndarray) -> np.ndarray:
@@ -109,8 +121,7 @@ class ConvEmitter(Emitter):
     def scratch(self, node, g):
         geo = _geometry(node, g)
         k4 = (geo["k_h"] * geo["k_w"] * geo["in_c"] + 3) // 4 * 4
-        # two expanded rows (int16 on DSP cores), plus a gather row unless direct
-        return ROW_BYTES * 2 * k4 + (0 if self.direct(node, g) else k4)
+        return matrix_scratch(k4) + (0 if self.direct(node, g) else k4)
 
     def emit(self, node, g, c):
         require_int8(node, g)
@@ -121,9 +132,7 @@ class ConvEmitter(Emitter):
             raise UnsupportedError(f"node {node.name!r}: grouped CONV_2D is not supported")
         rq = get_op("CONV_2D").requant(node, g)
         out_c = geo["out_c"]
-        q, right_only = requant_records(
-            c, node, rq, folded_bias(node, g, rq, True), (out_c + 1) // 2 * 2
-        )
+        q, right_only = requant_records(c, node, rq, folded_bias(node, g, rq, True), pairs=True)
         wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data.reshape(out_c, -1)), "uint32_t")
         direct = self.direct(node, g)
         scratch = c.scratch()
@@ -147,6 +156,7 @@ class ConvEmitter(Emitter):
             )
         )
         c.need_header("tinyc_nn.h")
+        c.need("tinyc_mm_dsp.S")
         _per_image(
             c,
             node,
@@ -182,7 +192,7 @@ class DepthwiseEmitter(Emitter):
 
             emit_depthwise_generic(node, g, c, rq, bias)
             return
-        q, right_only = requant_records(c, node, rq, bias, geo["out_c"])
+        q, right_only = requant_records(c, node, rq, bias, pairs=False)
         wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
         dims = ", ".join(
             str(geo[k])
@@ -223,7 +233,7 @@ class FullyConnectedEmitter(Emitter):
         assert w is not None
         k = w.shape[1]
         k4 = (k + 3) // 4 * 4
-        return ROW_BYTES * 2 * k4 + (k4 if k != k4 else 0)
+        return matrix_scratch(k4) + (k4 if k != k4 else 0)
 
     def emit(self, node, g, c):
         require_int8(node, g)
@@ -233,11 +243,10 @@ class FullyConnectedEmitter(Emitter):
         out_c, k = w.shape
         rows = x.size // k
         k4 = (k + 3) // 4 * 4
-        q, right_only = requant_records(
-            c, node, rq, folded_bias(node, g, rq, True), (out_c + 1) // 2 * 2
-        )
+        q, right_only = requant_records(c, node, rq, folded_bias(node, g, rq, True), pairs=True)
         wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data), "uint32_t")
         c.need_header("tinyc_nn.h")
+        c.need("tinyc_mm_dsp.S")
         c.call(
             f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {rows}, {k}, {k4}, {out_c}, {wsym}, {q}, "
             f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
