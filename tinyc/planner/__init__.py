@@ -1,12 +1,15 @@
 """Static memory planning: every run-time tensor and kernel scratch buffer gets a fixed
 offset in one arena.
 
-1. Aliases: outputs that may share their input's bytes (RESHAPE always; elementwise ops
-   when the input dies there) join the input's buffer.
-2. Live ranges over the node order; graph inputs live from the start, outputs to the end.
-3. Offsets: greedy placement (several orderings, the smallest arena wins), each buffer at
-   the lowest aligned offset free for its whole live range.
-4. ``MemoryPlan.check`` proves that no two simultaneously live buffers overlap.
+1. Aliases: outputs that are the same bytes as an input (RESHAPE: a "view") or that an
+   elementwise kernel writes over its dying input ("inplace") join that input's buffer.
+2. Overlaps: a kernel that consumes its input in order may write its output over the
+   part it has finished reading. It states a ``lead``: the output is safe anywhere
+   starting at least ``lead`` bytes before the input (a negative lead: up to that many
+   bytes after it). Only used when the input dies at that node.
+3. Live ranges over the node order; graph inputs live from the start, outputs to the end.
+4. Offsets: several greedy placements (by size, by time with overlap hints, ...); the
+   smallest arena wins. ``MemoryPlan.check`` proves no two live buffers collide.
 """
 
 from __future__ import annotations
@@ -35,8 +38,41 @@ class Buffer:
     tensors: list[str] = field(default_factory=list)
     offset: int = -1
 
+    @property
+    def end(self) -> int:
+        return self.offset + self.size
+
     def overlaps_in_time(self, other: Buffer) -> bool:
         return not (self.last < other.first or other.last < self.first)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The output of a node may start ``lead`` bytes before input ``tensor`` (or earlier)
+    and cover the bytes the kernel has already consumed."""
+
+    tensor: str
+    lead: int
+
+
+AliasRule = Callable[[Node, Graph], tuple[int, str] | None]
+"""Returns (input index, kind) when the node's output may live in that input's bytes, or
+None. kind "view": the output is the same bytes reinterpreted (RESHAPE), both may be read
+later; kind "inplace": the kernel overwrites the input, allowed only where the input dies."""
+
+OverlapRule = Callable[[Node, Graph], Overlap | None]
+
+
+def _forbidden(b: Buffer, j: Buffer, pairs: dict[tuple[int, int], int], bi: int, ji: int):
+    """Open interval of offsets where ``b`` may not start, given placed ``j``."""
+    size = b.size
+    if (ji, bi) in pairs:  # j is the input, b the output written over it
+        lead = pairs[(ji, bi)]
+        return max(j.offset - lead, j.offset - size), j.end
+    if (bi, ji) in pairs:  # b is the input, j the output already placed
+        lead = pairs[(bi, ji)]
+        return j.offset - size, min(j.offset + lead, j.end)
+    return j.offset - size, j.end
 
 
 @dataclass
@@ -45,18 +81,19 @@ class MemoryPlan:
     buffers: list[Buffer]
     offsets: dict[str, int]  # tensor name -> arena offset
     scratch: dict[int, tuple[int, int]]  # node index -> (offset, bytes)
+    pairs: dict[tuple[int, int], int] = field(default_factory=dict)  # (in, out) buffer -> lead
 
     def check(self) -> None:
-        """Raise if two buffers that are live at the same time share bytes."""
+        """Raise if two buffers that are live at the same time share bytes illegally."""
         for i, a in enumerate(self.buffers):
-            if a.offset < 0 or a.offset % ALIGN or a.offset + a.size > self.arena_bytes:
+            if a.offset < 0 or a.offset % ALIGN or a.end > self.arena_bytes:
                 raise AssertionError(f"buffer {a.name} misplaced at {a.offset}+{a.size}")
-            for b in self.buffers[i + 1 :]:
-                if (
-                    a.overlaps_in_time(b)
-                    and a.offset < b.offset + b.size
-                    and b.offset < a.offset + a.size
-                ):
+            for k in range(i + 1, len(self.buffers)):
+                b = self.buffers[k]
+                if not a.overlaps_in_time(b):
+                    continue
+                lo, hi = _forbidden(b, a, self.pairs, k, i)
+                if lo < b.offset < hi:
                     raise AssertionError(f"buffers {a.name} and {b.name} overlap while both live")
 
     def live_bytes_at(self, step: int) -> int:
@@ -79,16 +116,11 @@ class MemoryPlan:
         }
 
 
-AliasRule = Callable[[Node, Graph], tuple[int, str] | None]
-"""Returns (input index, kind) when the node's output may live in that input's bytes, or
-None. kind "view": the output is the same bytes reinterpreted (RESHAPE), both may be read
-later; kind "inplace": the kernel overwrites the input, allowed only where the input dies."""
-
-
 def plan_memory(
     g: Graph,
     scratch_bytes: dict[int, int] | None = None,
     alias_input: AliasRule | None = None,
+    overlap: OverlapRule | None = None,
 ) -> MemoryPlan:
     """Plan the arena for ``g``. ``scratch_bytes`` maps node index -> scratch size."""
     scratch_bytes = scratch_bytes or {}
@@ -108,21 +140,20 @@ def plan_memory(
     for t in g.outputs:
         last_use[t] = n
 
+    def dies_at(t: str, i: int) -> bool:
+        """No tensor sharing ``t``'s buffer is read after node i."""
+        return all(last_use.get(m, -1) <= i for m in last_use if root(m) == root(t))
+
     if alias_input is not None:
         for i, node in enumerate(g.nodes):
             rule = alias_input(node, g)
             if rule is None:
                 continue
             k, kind = rule
-            src = node.inputs[k]
-            out = node.outputs[0]
-            src_t, out_t = g.tensors[src], g.tensors[out]
-            if src_t.is_const or src_t.nbytes < out_t.nbytes:
+            src, out = node.inputs[k], node.outputs[0]
+            if g.tensors[src].is_const or g.tensors[src].nbytes < g.tensors[out].nbytes:
                 continue
-            # The input's bytes may be taken over only if nothing reads them afterwards,
-            # counting every tensor already sharing that buffer.
-            group_members = [t for t in last_use if root(t) == root(src)] + [src]
-            if kind == "inplace" and any(last_use.get(t, -1) > i for t in group_members):
+            if kind == "inplace" and not dies_at(src, i):
                 continue
             group[out] = root(src)
 
@@ -144,67 +175,89 @@ def plan_memory(
         sizes[r] = max(sizes.get(r, 0), _align(tensor.nbytes))
         members.setdefault(r, []).append(t)
 
-    buffers = [
-        Buffer(r, sizes[r], spans[r][0], spans[r][1], sorted(members[r]))
-        for r in sorted(spans, key=lambda r: (spans[r][0], r))
-    ]
+    roots = sorted(spans, key=lambda r: (spans[r][0], r))
+    buffers = [Buffer(r, sizes[r], spans[r][0], spans[r][1], sorted(members[r])) for r in roots]
+    index = {r: k for k, r in enumerate(roots)}
     for i, size in sorted(scratch_bytes.items()):
         if size > 0:
             buffers.append(Buffer(f"scratch:{g.nodes[i].name}", _align(size), i, i))
 
-    best: list[int] | None = None
-    best_size = None
-    orders = [
-        sorted(range(len(buffers)), key=lambda k: (-buffers[k].size, buffers[k].first, k)),
-        sorted(
-            range(len(buffers)),
-            key=lambda k: (-(buffers[k].last - buffers[k].first), -buffers[k].size, k),
-        ),
-        sorted(
-            range(len(buffers)),
-            key=lambda k: (-buffers[k].size * (buffers[k].last - buffers[k].first + 1), k),
-        ),
-        sorted(range(len(buffers)), key=lambda k: (buffers[k].first, -buffers[k].size, k)),
-    ]
-    for order in orders:
-        offsets = _greedy(buffers, order)
-        size = max((offsets[k] + buffers[k].size for k in range(len(buffers))), default=0)
-        if best_size is None or size < best_size:
-            best, best_size = offsets, size
-    assert best is not None or not buffers
+    pairs: dict[tuple[int, int], int] = {}
+    if overlap is not None:
+        for i, node in enumerate(g.nodes):
+            ov = overlap(node, g)
+            if ov is None or not dies_at(ov.tensor, i):
+                continue
+            src, dst = index[root(ov.tensor)], index[root(node.outputs[0])]
+            if src != dst and buffers[src].last == i and buffers[dst].first == i:
+                pairs[(src, dst)] = ov.lead
+
+    candidates: list[list[int]] = []
+    by_size = sorted(range(len(buffers)), key=lambda k: (-buffers[k].size, buffers[k].first, k))
+    by_time = sorted(range(len(buffers)), key=lambda k: (buffers[k].first, -buffers[k].size, k))
+    for order in (
+        by_size,
+        by_time,
+        sorted(range(len(buffers)), key=lambda k: (buffers[k].first - buffers[k].last, k)),
+    ):
+        candidates.append(_greedy(buffers, order, pairs, hints=False))
+        if pairs:
+            candidates.append(_greedy(buffers, order, pairs, hints=True))
+
+    def extent(offsets: list[int]) -> int:
+        return max((offsets[k] + buffers[k].size for k in range(len(buffers))), default=0)
+
+    best = min(candidates, key=extent) if candidates else []
     for k, b in enumerate(buffers):
-        b.offset = best[k] if best else 0
+        b.offset = best[k]
     plan = MemoryPlan(
-        arena_bytes=_align(best_size or 0, 16),
+        arena_bytes=_align(extent(best), 16),
         buffers=buffers,
         offsets={t: b.offset for b in buffers for t in b.tensors},
-        scratch={
-            i: (b.offset, b.size)
-            for b in buffers
-            if b.name.startswith("scratch:")
-            for i in [b.first]
-        },
+        scratch={b.first: (b.offset, b.size) for b in buffers if b.name.startswith("scratch:")},
+        pairs=pairs,
     )
     plan.check()
     return plan
 
 
-def _greedy(buffers: list[Buffer], order: list[int]) -> list[int]:
-    """Place buffers in ``order``, each at the lowest offset free during its live range."""
+def _greedy(
+    buffers: list[Buffer], order: list[int], pairs: dict[tuple[int, int], int], hints: bool
+) -> list[int]:
+    """Place buffers in ``order``, each at the lowest offset where it collides with no
+    buffer live at the same time; with ``hints``, an overlap output first tries the
+    position right behind its input."""
     offsets = [-1] * len(buffers)
     placed: list[int] = []
+    hint_of = {dst: (src, lead) for (src, dst), lead in pairs.items()}
     for k in order:
         b = buffers[k]
-        busy = sorted(
-            (offsets[j], offsets[j] + buffers[j].size)
-            for j in placed
-            if buffers[j].overlaps_in_time(b)
-        )
-        at = 0
-        for lo, hi in busy:
-            if at + b.size <= lo:
-                break
-            at = max(at, _align(hi))
+        forbidden = []
+        for j in placed:
+            if buffers[j].overlaps_in_time(b):
+                probe = Buffer(b.name, b.size, b.first, b.last)
+                other = buffers[j]
+                other.offset = offsets[j]
+                forbidden.append(_forbidden(probe, other, pairs, k, j))
+
+        def free(at: int, forbidden=forbidden) -> bool:
+            return at >= 0 and not any(lo < at < hi for lo, hi in forbidden)
+
+        at = -1
+        if hints and k in hint_of and offsets[hint_of[k][0]] >= 0:
+            src, lead = hint_of[k]
+            want = (offsets[src] - lead) // ALIGN * ALIGN
+            if free(want):
+                at = want
+        if at < 0:
+            at = 0
+            moved = True
+            while moved:
+                moved = False
+                for lo, hi in forbidden:
+                    if lo < at < hi:
+                        at = _align(hi)
+                        moved = True
         offsets[k] = at
         placed.append(k)
     return offsets

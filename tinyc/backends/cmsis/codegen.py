@@ -49,7 +49,12 @@ def prepare_graph(g: Graph) -> Graph:
 
 def plan_for(g: Graph) -> MemoryPlan:
     scratch = {i: get_emitter(n).scratch(n, g) for i, n in enumerate(g.nodes)}
-    return plan_memory(g, scratch, lambda n, gg: get_emitter(n).alias(n, gg))
+    return plan_memory(
+        g,
+        scratch,
+        alias_input=lambda n, gg: get_emitter(n).alias(n, gg),
+        overlap=lambda n, gg: get_emitter(n).overlap(n, gg),
+    )
 
 
 def _c_string(s: str) -> str:

@@ -7,6 +7,7 @@ from typing import ClassVar
 from tinyc.backends.cmsis.cwriter import CContext
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph, Node
+from tinyc.planner import Overlap
 
 
 class Emitter:
@@ -18,6 +19,11 @@ class Emitter:
 
     def alias(self, node: Node, g: Graph) -> tuple[int, str] | None:
         """(input index, "view" | "inplace") when the output may live in that input's bytes."""
+        return None
+
+    def overlap(self, node: Node, g: Graph) -> Overlap | None:
+        """How far the output may reach into the input the kernel consumes in order
+        (see tinyc.planner.Overlap), or None."""
         return None
 
     def emit(self, node: Node, g: Graph, c: CContext) -> None:

@@ -11,6 +11,7 @@ from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import attr, get_op
 from tinyc.ir.ops.conv import Requant
+from tinyc.planner import Overlap
 
 INT32 = (-(1 << 31), (1 << 31) - 1)
 #: bytes per int8 value in an expanded matrix row (int16 pairs on DSP cores)
@@ -93,6 +94,45 @@ def _geometry(node: Node, g: Graph) -> dict[str, int]:
     }
 
 
+def conv_lead(geo: dict[str, int], direct: bool) -> int:
+    """The overlap lead of tinyc_conv_s8: it gathers each block of output pixels (2 or 3,
+    by core) before writing them, in order, so after a block the output written so far
+    must end before the first input byte any later pixel reads."""
+    out_h, out_w, out_c = geo["out_h"], geo["out_w"], geo["out_c"]
+    in_w, in_c = geo["in_w"], geo["in_c"]
+    pixels = out_h * out_w
+    oy, ox = np.divmod(np.arange(pixels), out_w)
+    if direct:
+        first = (oy * geo["s_h"] * in_w + ox * geo["s_w"]) * in_c
+    else:
+        y0 = oy * geo["s_h"] - geo["pad_t"]
+        x0 = np.where(y0 >= 0, np.maximum(ox * geo["s_w"] - geo["pad_l"], 0), 0)
+        first = (np.maximum(y0, 0) * in_w + x0) * in_c
+    # smallest first byte over every pixel from p on
+    need = np.minimum.accumulate(first[::-1])[::-1]
+    in_size = geo["in_h"] * in_w * in_c
+    lead = -(1 << 30)
+    for block in (2, 3):
+        for start in range(0, pixels, block):
+            end = min(start + block, pixels)
+            nxt = int(need[end]) if end < pixels else in_size
+            lead = max(lead, end * out_c - nxt)
+    return lead
+
+
+def depthwise_lead(geo: dict[str, int]) -> int:
+    """The overlap lead of tinyc_dw_s8: each output row is written after the input rows it
+    needs were copied into the ring, so only rows below those are still read."""
+    span = (geo["k_h"] - 1) * geo["dil_h"] + 1
+    row_in = geo["in_w"] * geo["in_c"]
+    row_out = geo["out_w"] * geo["out_c"]
+    lead = -(1 << 30)
+    for oy in range(geo["out_h"]):
+        nxt = min(max(oy * geo["s_h"] - geo["pad_t"] + span, 0), geo["in_h"])
+        lead = max(lead, (oy + 1) * row_out - nxt * row_in)
+    return lead
+
+
 def _per_image(c: CContext, node: Node, g: Graph, make_call) -> None:
     x, y = g.inp(node, 0), g.out(node)
     assert x is not None
@@ -122,6 +162,13 @@ class ConvEmitter(Emitter):
         geo = _geometry(node, g)
         k4 = (geo["k_h"] * geo["k_w"] * geo["in_c"] + 3) // 4 * 4
         return matrix_scratch(k4) + (0 if self.direct(node, g) else k4)
+
+    def overlap(self, node, g):
+        x = g.inp(node, 0)
+        assert x is not None
+        if x.shape[0] != 1:
+            return None
+        return Overlap(node.inputs[0], conv_lead(_geometry(node, g), self.direct(node, g)))
 
     def emit(self, node, g, c):
         require_int8(node, g)
@@ -171,6 +218,14 @@ class ConvEmitter(Emitter):
 @emitter
 class DepthwiseEmitter(Emitter):
     kinds = ("DEPTHWISE_CONV_2D",)
+
+    def overlap(self, node, g):
+        x = g.inp(node, 0)
+        assert x is not None
+        geo = _geometry(node, g)
+        if x.shape[0] != 1 or attr(node, "depth_multiplier") != 1 or geo["k_h"] > 16:
+            return None
+        return Overlap(node.inputs[0], depthwise_lead(geo))
 
     def scratch(self, node, g):
         if attr(node, "depth_multiplier") != 1:
