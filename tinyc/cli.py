@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from tinyc import __version__
 from tinyc.errors import TinycError
+
+if TYPE_CHECKING:
+    from tinyc.compiler import CompileOptions
 
 
 def _emit_json(obj: object) -> None:
@@ -88,6 +92,249 @@ def infer(
     else:
         for o in listing:
             click.echo(f"{o['file']}: {o['name']} {o['dtype']}[{','.join(map(str, o['shape']))}]")
+
+
+def _compile_options(f):
+    """Options shared by compile, run and validate."""
+    opts = [
+        click.option(
+            "--backend",
+            type=click.Choice(["cmsis", "tflm"]),
+            default="cmsis",
+            show_default=True,
+            help="Interpreter-free C, or a TFLite Micro project.",
+        ),
+        click.option(
+            "--kernels",
+            type=click.Choice(["tinyc", "cmsis-nn"]),
+            default="tinyc",
+            show_default=True,
+            help="C backend kernels: tinyc's own or CMSIS-NN.",
+        ),
+        click.option(
+            "--calibration",
+            metavar="DATA",
+            help="Float models: calibration inputs (.npz, .npy folder, or case "
+            "folders with input_<i>.npy).",
+        ),
+        click.option(
+            "--calibration-samples",
+            type=int,
+            metavar="N",
+            help="Use at most N calibration samples.",
+        ),
+        click.option(
+            "--synthetic-calibration",
+            is_flag=True,
+            help="Float models without data: calibrate on random inputs (a trial only).",
+        ),
+        click.option(
+            "--observer",
+            type=click.Choice(["auto", "minmax", "percentile", "mse"]),
+            default="auto",
+            show_default=True,
+            help="Range observer for activations.",
+        ),
+        click.option(
+            "--io-dtype",
+            type=click.Choice(["int8", "float32"]),
+            default="int8",
+            show_default=True,
+            help="Quantized models' input/output type.",
+        ),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _options(board: str, **kw) -> CompileOptions:
+    from tinyc.compiler import CalibrationOptions, CompileOptions
+
+    cal = CalibrationOptions(
+        path=kw.get("calibration"),
+        samples=kw.get("calibration_samples"),
+        synthetic=kw.get("synthetic_calibration", False),
+        observer=kw.get("observer", "auto"),
+        io_dtype=kw.get("io_dtype", "int8"),
+    )
+    return CompileOptions(
+        board=board,
+        backend=kw.get("backend", "cmsis"),
+        kernels=kw.get("kernels", "tinyc"),
+        force=kw.get("force", False),
+        calibration=cal,
+        test_input=list(kw.get("test_input") or []) or None,
+    )
+
+
+@cli.command("compile")
+@click.argument("model")
+@click.option("--board", "-b", required=True, help="Target board (see `tinyc boards`).")
+@click.option(
+    "--output",
+    "-o",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Project directory to write.",
+)
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option(
+    "--test-input",
+    multiple=True,
+    metavar="X.npy",
+    help="Input embedded in the firmware's self-test (default: seeded random).",
+)
+@_compile_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def compile_cmd(model: str, board: str, out_dir: Path, as_json: bool, **kw) -> None:
+    """Compile MODEL into a firmware project for BOARD."""
+    from tinyc.compiler import compile_model
+
+    report = compile_model(model, _options(board, **kw), out_dir)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        click.echo(report.format_text())
+
+
+def _print_run(report: dict, outputs: list | None = None) -> None:
+    verdict = "bit-exact" if report["bit_exact"] else f"{report['mismatches']} mismatching values"
+    n = report["instructions_per_inference"]
+    click.echo(f"{report['model']} on {report['board']} (QEMU {report['machine']}): {verdict}")
+    if n is not None:
+        click.echo(
+            f"  {n:,} instructions per inference ({report['instructions_per_mac']} per MAC, "
+            f"{report['macs']:,} MACs)"
+        )
+    click.echo(
+        f"  flash {report['flash_bytes']:,} B, RAM {report['ram_bytes']:,} B "
+        f"(arena {report['arena_bytes']:,} B, stack used {report['stack_used_bytes']:,} B)"
+    )
+    if len(report["cases"]) > 1:
+        bad = [c["name"] for c in report["cases"] if not c["bit_exact"]]
+        click.echo(
+            f"  {len(report['cases'])} cases"
+            + (f"; mismatches in {', '.join(bad)}" if bad else ", all bit-exact")
+        )
+
+
+@cli.command("run")
+@click.argument("target")
+@click.option("--board", "-b", help="Board, when TARGET is a model file.")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="X.npy",
+    help="One .npy per model input (default: seeded random).",
+)
+@click.option(
+    "--output-dir", "-o", type=click.Path(path_type=Path), help="Write output_<i>.npy here."
+)
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@_compile_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def run_cmd(
+    target: str,
+    board: str | None,
+    inputs: tuple[str, ...],
+    output_dir: Path | None,
+    force: bool,
+    as_json: bool,
+    **kw,
+) -> None:
+    """Build TARGET (a project directory, or a model with --board) for the board's emulated
+    twin, run it in QEMU, and compare with the reference interpreter."""
+    import tempfile
+
+    from tinyc.compiler import compile_model
+    from tinyc.fsutil import atomic_dir, check_writable_target
+    from tinyc.runner import run_project
+
+    if output_dir is not None:
+        check_writable_target(output_dir, force)
+    with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
+        project = Path(target)
+        if not project.is_dir():
+            if not board:
+                raise click.UsageError("running a model file needs --board")
+            project = Path(tmp) / "project"
+            compile_model(target, _options(board, **kw), project)
+        elif board:
+            raise click.UsageError("--board applies to model files; a project has its board")
+        report, case, graph = run_project(project, list(inputs) or None)
+    if output_dir is not None:
+        with atomic_dir(output_dir, force) as out:
+            for i, y in enumerate(case.outputs):
+                np.save(out / f"output_{i}.npy", y)
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_run(report)
+    if not report["bit_exact"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--board", "-b", required=True, help="Target board (see `tinyc boards`).")
+@click.option(
+    "--inputs",
+    "inputs_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of case folders with input_<i>.npy (reference_io layout).",
+)
+@click.option(
+    "--cases",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Seeded random cases when --inputs is not given.",
+)
+@_compile_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def validate(
+    model: str, board: str, inputs_dir: str | None, cases: int, as_json: bool, **kw
+) -> None:
+    """Compile MODEL for BOARD, run every case on the emulated twin and on the reference
+    interpreter; exit status 1 on any mismatch."""
+    from tinyc.runner import validate_model
+
+    report = validate_model(model, board, inputs_dir, cases, _options(board, **kw))
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_run(report)
+    if not report["bit_exact"]:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def boards(as_json: bool) -> None:
+    """The supported boards: core, memories, console, and the QEMU machine of their twin."""
+    from tinyc.boards import format_boards, list_boards
+
+    if as_json:
+        _emit_json({"boards": [b.to_dict() for b in list_boards()]})
+    else:
+        click.echo(format_boards(list_boards()))
+
+
+@cli.command("setup-emulator")
+@click.option("--force", is_flag=True, help="Rebuild the plugin even if it is cached.")
+def setup_emulator(force: bool) -> None:
+    """Build the QEMU instruction-count plugin for the installed qemu-system-arm.
+
+    Fetches qemu-plugin.h from Debian's source package of the installed QEMU (it is not shipped
+    with tinyc) and builds the plugin into the user cache. `tinyc run` does this on first use.
+    """
+    from tinyc.emulate.plugin import describe, ensure_plugin
+
+    click.echo(describe(ensure_plugin(force=force)), nl=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,9 @@ class Graph:
 
     @property
     def is_quantized(self) -> bool:
-        return any(self.tensors[n].is_quantized for n in self.inputs + self.outputs)
+        """True when the graph computes in integers: some activation is quantized (a
+        quantized graph may still take or give float values at its boundary)."""
+        return any(t.is_quantized for t in self.activations())
 
     # -- maintenance --------------------------------------------------------------------
     def remove_unused(self) -> None:

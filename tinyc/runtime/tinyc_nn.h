@@ -325,17 +325,15 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
         rowp[ky] = zrow;
         continue;
       }
-      {
-        int8_t *dst = ring + (iy % span) * row_bytes;
-        if (iy >= next || iy < next - span) {
-          /* not in the ring yet: copy it with its horizontal padding */
-          memset(dst, in_zp, (size_t)(pad_l * ch));
-          memcpy(dst + pad_l * ch, in + iy * in_w * ch, (size_t)(copy_w * ch));
-          memset(dst + (pad_l + copy_w) * ch, in_zp, (size_t)((pw - pad_l - copy_w) * ch));
-          if (iy + 1 > next) next = iy + 1;
-        }
-        rowp[ky] = dst;
+      /* bring rows up to iy into the ring, in order, each with its horizontal padding */
+      if (next < iy - span + 1) next = iy - span + 1;
+      for (; next <= iy; ++next) {
+        int8_t *dst = ring + (next % span) * row_bytes;
+        memset(dst, in_zp, (size_t)(pad_l * ch));
+        memcpy(dst + pad_l * ch, in + next * in_w * ch, (size_t)(copy_w * ch));
+        memset(dst + (pad_l + copy_w) * ch, in_zp, (size_t)((pw - pad_l - copy_w) * ch));
       }
+      rowp[ky] = ring + (iy % span) * row_bytes;
     }
     tinyc_dw_row_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, in_zp, w, q, zp, lo, hi, right_only,
                     out + oy * out_w * ch);
