@@ -211,3 +211,89 @@ class Relu6(_Unary):
 
     def eval_float(self, node, g, xs):
         return [np.clip(xs[0], 0, 6).astype(np.float32)]
+
+
+@dataclass
+class HardSwishParams:
+    """TFLM's int8 HARD_SWISH preparation: two int16 fixed-point multipliers, one that
+    rescales the input to the output scale and one that maps [-3, 3] onto [-1, 1]."""
+
+    input_zp: int
+    output_zp: int
+    output_multiplier: int  # int16 fixed point
+    output_exponent: int
+    reluish_multiplier: int  # int16 fixed point
+    reluish_exponent: int
+
+
+def _int16_multiplier(m: float) -> tuple[int, int]:
+    """QuantizeMultiplier, then DownScaleInt32ToInt16Multiplier."""
+    q, exponent = fp.quantize_multiplier(m)
+    if q >= fp.INT32_MAX - (1 << 15):
+        return 32767, exponent
+    return (q + (1 << 15)) >> 16, exponent
+
+
+def _trunc_div(x: np.ndarray, d: int) -> np.ndarray:
+    """C integer division (toward zero) by a positive ``d``."""
+    return np.where(x >= 0, x // d, -((-x) // d))
+
+
+def _srdhm16(a: np.ndarray, b: int) -> np.ndarray:
+    """gemmlowp's int16 SaturatingRoundingDoublingHighMul."""
+    ab = a * b
+    r = _trunc_div(ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14)), 1 << 15)
+    return np.where((a == b) & (a == -32768), 32767, r)
+
+
+def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLite's int16 SaturatingDoublingHighMul (rounds toward zero)."""
+    r = _trunc_div(a * b, 1 << 15)
+    return np.where((a == b) & (a == -32768), 32767, r)
+
+
+def _saturating_left_shift16(v: np.ndarray, amount: int) -> np.ndarray:
+    return np.clip(v * (1 << amount), -32768, 32767)
+
+
+@register
+class HardSwish(_Unary):
+    """HARD_SWISH: x * relu6(x + 3) / 6, with TFLM's int16 fixed-point int8 kernel."""
+
+    kind = "HARD_SWISH"
+
+    def hard_swish_params(self, node: Node, g: Graph) -> HardSwishParams:
+        x, y = g.inp(node, 0), g.out(node)
+        assert x is not None and x.quant is not None and y.quant is not None
+        hires = np.float32(1.0 / 128.0) * np.float32(x.quant.s)
+        om, oe = _int16_multiplier(float(np.float32(hires / np.float32(y.quant.s))))
+        rm, re = _int16_multiplier(float(np.float32(hires / np.float32(3.0 / 32768.0))))
+        return HardSwishParams(x.quant.zp, y.quant.zp, om, oe, rm, re)
+
+    def check(self, node: Node, g: Graph) -> None:
+        super().check(node, g)
+        if g.out(node).is_quantized and self.hard_swish_params(node, g).output_exponent > 0:
+            raise TinycError(
+                f"node {node.name!r} (HARD_SWISH): the output scale must be at least the input "
+                "scale / 128"
+            )
+
+    def eval_quant(self, node, g, xs):
+        p = self.hard_swish_params(node, g)
+        hires = (xs[0].astype(np.int64) - p.input_zp) * (1 << 7)
+        preshift = _srdhm16(hires, p.output_multiplier)
+        r = hires
+        if p.reluish_exponent > 0:
+            r = _saturating_left_shift16(r, p.reluish_exponent - 1)
+        r = _srdhm16(r, p.reluish_multiplier)
+        if p.reluish_exponent > 0:
+            r = _saturating_left_shift16(r, 1)
+        if p.reluish_exponent < 0:
+            r = fp.rounding_divide_by_pot(r, -p.reluish_exponent)
+        r = (r + (1 << 15)) >> 1
+        out = fp.rounding_divide_by_pot(_sdhm16(r, preshift), -p.output_exponent)
+        return [clamp_cast(out + p.output_zp, -128, 127, "int8")]
+
+    def eval_float(self, node, g, xs):
+        x = xs[0].astype(np.float32)
+        return [(x * np.clip(x + np.float32(3), 0, 6) / np.float32(6)).astype(np.float32)]

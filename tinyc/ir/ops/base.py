@@ -33,6 +33,12 @@ class OpDef:
     #: how the int8 output's quantization is chosen: "calibrated" (from observed ranges),
     #: "same_as_input" (data movement: copies input 0's params), or fixed (scale, zero point)
     output_quant: ClassVar[str | tuple[float, int]] = "calibrated"
+    #: constant operands the quantizer treats specially: the weight input (per-channel
+    #: symmetric int8 along ``weight_axis``) and the bias input (int32, zero point 0, scale
+    #: input_scale * weight_scale[c]); None when the op has no such input
+    weight_input: ClassVar[int | None] = None
+    weight_axis: ClassVar[int] = 0
+    bias_input: ClassVar[int | None] = None
 
     # -- shape inference ----------------------------------------------------------------
     def infer(self, node: Node, g: Graph) -> list[Spec]:
@@ -52,6 +58,12 @@ class OpDef:
 
     def eval_quant(self, node: Node, g: Graph, xs: list[np.ndarray | None]) -> list[np.ndarray]:
         return self.eval_float(node, g, xs)
+
+    # -- quantization -------------------------------------------------------------------
+    def quantize_attrs(self, node: Node, g: Graph) -> dict[str, Any]:
+        """``node``'s attributes for the int8 graph ``g`` (whose tensors already carry their
+        int8 parameters); attributes that hold real values are converted here."""
+        return dict(node.attrs)
 
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, g: Graph) -> None:

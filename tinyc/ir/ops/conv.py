@@ -85,6 +85,8 @@ def _check_quant(node: Node, g: Graph) -> None:
 
 
 class _Window(OpDef):
+    weight_input = 1
+    bias_input = 2
     attrs = {
         "stride": (1, 1),
         "dilation": (1, 1),
@@ -131,6 +133,9 @@ class _Window(OpDef):
 
 @register
 class Conv2D(_Window):
+    """CONV_2D; grouped when the filter has fewer input channels than the input (as in
+    TFLM's reference kernel: groups = input channels / filter input channels)."""
+
     kind = "CONV_2D"
 
     def out_channels(self, node: Node, g: Graph) -> int:
@@ -138,14 +143,34 @@ class Conv2D(_Window):
         assert w is not None
         return w.shape[0]
 
-    def _cols(self, node: Node, g: Graph, x: np.ndarray, pad: float | int) -> np.ndarray:
+    def groups(self, node: Node, g: Graph) -> int:
+        x, w = g.inp(node, 0), g.inp(node, 1)
+        assert x is not None and w is not None
+        cin, cg, cout = x.shape[3], w.shape[3], w.shape[0]
+        if cg <= 0 or cin % cg or cout % (cin // cg):
+            raise TinycError(
+                f"node {node.name!r}: CONV_2D filter {list(w.shape)} does not fit "
+                f"{cin} input channels"
+            )
+        return cin // cg
+
+    def infer(self, node: Node, g: Graph) -> list[Spec]:
+        specs = super().infer(node, g)
+        self.groups(node, g)
+        return specs
+
+    def _acc(self, node: Node, g: Graph, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """float64 accumulators (N*OH*OW, O); exact for int8 operands while |acc| < 2^53."""
         k, s, d, p = self.geometry(node, g)
-        y = g.out(node)
-        cols = patches(x, k, s, d, p, y.shape[1:3], pad)
-        groups = x.shape[3] // g.inp(node, 1).shape[3]
-        if groups != 1:
-            raise TinycError(f"node {node.name!r}: grouped CONV_2D is not supported")
-        return cols.reshape(-1, k[0] * k[1] * x.shape[3])
+        cols = patches(x, k, s, d, p, g.out(node).shape[1:3], 0.0)
+        groups = self.groups(node, g)
+        if groups == 1:
+            cols = cols.reshape(-1, k[0] * k[1] * x.shape[3])
+            return cols @ w.reshape(w.shape[0], -1).astype(np.float64).T
+        cg = w.shape[3]
+        cols = cols.reshape(-1, k[0] * k[1], groups, cg)
+        wg = w.astype(np.float64).reshape(groups, w.shape[0] // groups, k[0] * k[1], cg)
+        return np.einsum("mkgc,gokc->mgo", cols, wg).reshape(cols.shape[0], w.shape[0])
 
     def requant(self, node: Node, g: Graph) -> Requant:
         return per_channel_requant(node, g, self.out_channels(node, g))
@@ -153,17 +178,14 @@ class Conv2D(_Window):
     def eval_quant(self, node, g, xs):
         x, w = xs[0], xs[1]
         rq = self.requant(node, g)
-        cols = self._cols(node, g, x.astype(np.float64) - rq.input_zp, 0.0)
-        # float64 products of int8 values are exact while |acc| < 2^53.
-        acc = (cols @ w.reshape(w.shape[0], -1).astype(np.float64).T).astype(np.int64)
+        acc = self._acc(node, g, x.astype(np.float64) - rq.input_zp, w).astype(np.int64)
         acc = acc + _bias(node, xs, w.shape[0])
         y = g.out(node)
         return [rq.apply(acc, y.dtype).reshape(y.shape)]
 
     def eval_float(self, node, g, xs):
         x, w = xs[0], xs[1]
-        cols = self._cols(node, g, x.astype(np.float64), 0.0)
-        acc = cols @ w.reshape(w.shape[0], -1).astype(np.float64).T
+        acc = self._acc(node, g, x.astype(np.float64), w)
         if len(xs) > 2 and xs[2] is not None:
             acc = acc + xs[2]
         y = g.out(node)
@@ -173,6 +195,7 @@ class Conv2D(_Window):
 @register
 class DepthwiseConv2D(_Window):
     kind = "DEPTHWISE_CONV_2D"
+    weight_axis = 3
     attrs = {**_Window.attrs, "depth_multiplier": 1}
 
     def out_channels(self, node: Node, g: Graph) -> int:
@@ -217,6 +240,8 @@ class DepthwiseConv2D(_Window):
 @register
 class FullyConnected(OpDef):
     kind = "FULLY_CONNECTED"
+    weight_input = 1
+    bias_input = 2
     attrs = {"activation": "NONE", "keep_num_dims": False}
 
     def infer(self, node: Node, g: Graph) -> list[Spec]:

@@ -10,7 +10,16 @@ import numpy as np
 
 from tinyc.errors import TinycError
 from tinyc.ir.graph import Graph, Node
-from tinyc.ir.ops.base import OpDef, Spec, activation_float, attr, normalize_axis, register
+from tinyc.ir.ops.base import (
+    OpDef,
+    Spec,
+    activation_float,
+    attr,
+    normalize_axis,
+    quantize_value,
+    register,
+)
+from tinyc.ir.tensor import dtype_range
 
 
 class _Move(OpDef):
@@ -98,6 +107,19 @@ class Pad(_Move):
             return value
         y = g.out(node)
         return y.quant.zp if y.is_quantized and y.quant else 0
+
+    def quantize_attrs(self, node: Node, g: Graph) -> dict:
+        attrs = dict(node.attrs)
+        value = attrs.get("value", 0)
+        y = g.out(node)
+        if y.is_quantized and y.quant is not None:
+            # None pads with the zero point, i.e. the real value 0.0.
+            if value is None or float(value) == 0.0:
+                attrs["value"] = None
+            else:
+                lo, hi = dtype_range(y.dtype)
+                attrs["value"] = min(hi, max(lo, quantize_value(y.quant.s, y.quant.zp, value)))
+        return attrs
 
     def eval_float(self, node, g, xs):
         pads = [tuple(p) for p in attr(node, "paddings")]

@@ -1,0 +1,1 @@
+"""Model definitions used by the tests (PyTorch modules for the shared weight files)."""
