@@ -199,7 +199,21 @@ def compile_cmd(model: str, board: str, out_dir: Path, as_json: bool, **kw) -> N
         click.echo(report.format_text())
 
 
-def _print_run(report: dict, outputs: list | None = None) -> None:
+def _output_summary(g, name: str, y: np.ndarray) -> dict:
+    t = g.tensors[name]
+    info = {
+        "name": name,
+        "dtype": str(y.dtype),
+        "shape": list(y.shape),
+        "values": y.reshape(-1)[:16].tolist(),
+    }
+    if t.quant is not None and t.dtype != "float32":
+        real = (y.astype(np.float64) - t.quant.zp) * float(t.quant.s)
+        info["dequantized"] = [round(v, 6) for v in real.reshape(-1)[:16].tolist()]
+    return info
+
+
+def _print_run(report: dict) -> None:
     verdict = "bit-exact" if report["bit_exact"] else f"{report['mismatches']} mismatching values"
     n = report["instructions_per_inference"]
     click.echo(f"{report['model']} on {report['board']} (QEMU {report['machine']}): {verdict}")
@@ -212,6 +226,12 @@ def _print_run(report: dict, outputs: list | None = None) -> None:
         f"  flash {report['flash_bytes']:,} B, RAM {report['ram_bytes']:,} B "
         f"(arena {report['arena_bytes']:,} B, stack used {report['stack_used_bytes']:,} B)"
     )
+    for o in report.get("outputs", []):
+        more = "..." if int(np.prod(o["shape"])) > len(o["values"]) else ""
+        line = f"  {o['name']} {o['dtype']}{o['shape']}: {o['values']}{more}"
+        if "dequantized" in o:
+            line += f" = {o['dequantized']}{more}"
+        click.echo(line)
     if len(report["cases"]) > 1:
         bad = [c["name"] for c in report["cases"] if not c["bit_exact"]]
         click.echo(
@@ -266,6 +286,9 @@ def run_cmd(
         elif board:
             raise click.UsageError("--board applies to model files; a project has its board")
         report, case, graph = run_project(project, list(inputs) or None)
+        report["outputs"] = [
+            _output_summary(graph, n, y) for n, y in zip(graph.outputs, case.outputs, strict=True)
+        ]
     if output_dir is not None:
         with atomic_dir(output_dir, force) as out:
             for i, y in enumerate(case.outputs):

@@ -35,8 +35,33 @@ def read_npy(path: str | Path) -> np.ndarray:
         raise TinycError(f"{path} is not a readable .npy file ({e})") from None
 
 
+def as_input_dtype(g: Graph, name: str, x: np.ndarray, what: str) -> np.ndarray:
+    """Convert ``x`` to input ``name``'s dtype: float data for a quantized input is
+    quantized with the input's own scale and zero point (as TFLite's QUANTIZE does);
+    integer data must fit the input's range."""
+    from tinyc.ir.ops.quant import quantize_array
+
+    t = g.tensors[name]
+    if x.dtype == np.dtype(t.dtype):
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        if t.dtype == "float32":
+            return x.astype(np.float32)
+        if t.quant is None:
+            raise TinycError(f"{what}: input {name!r} takes {t.dtype} values, not floats")
+        return quantize_array(x, t.quant.s, t.quant.zp, t.dtype)
+    if np.issubdtype(x.dtype, np.integer) and t.dtype != "float32":
+        info = np.iinfo(t.dtype)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise TinycError(f"{what}: values outside the {t.dtype} range of input {name!r}")
+        return x.astype(t.dtype)
+    raise TinycError(f"{what}: input {name!r} takes {t.dtype} values, the file holds {x.dtype}")
+
+
 def load_inputs(g: Graph, paths: list[str | Path]) -> list[np.ndarray]:
-    """Read one .npy per graph input (in the model's own layout) into internal layout."""
+    """Read one .npy per graph input (in the model's own layout) into internal layout.
+
+    Float data for a quantized input is quantized with that input's parameters."""
     if len(paths) != len(g.inputs):
         raise TinycError(f"the model takes {len(g.inputs)} input(s); {len(paths)} given")
     arrays = []
@@ -49,7 +74,7 @@ def load_inputs(g: Graph, paths: list[str | Path]) -> list[np.ndarray]:
                     f"{p}: input {name!r} needs shape {list(want)}, the file holds {list(x.shape)}"
                 )
             x = x.reshape(want)
-        arrays.append(to_internal(g, name, x))
+        arrays.append(to_internal(g, name, as_input_dtype(g, name, x, str(p))))
     return arrays
 
 
