@@ -57,11 +57,13 @@ class Builder:
         return self.g
 
 
-def conv(seed, h, w, c, oc, k, stride, dil, pads, act="NONE", op="CONV_2D", mult=1) -> Graph:
+def conv(
+    seed, h, w, c, oc, k, stride, dil, pads, act="NONE", op="CONV_2D", mult=1, groups=1
+) -> Graph:
     b = Builder(f"{op.lower()}_{seed}", seed)
     x = b.act("x", (1, h, w, c))
     if op == "CONV_2D":
-        wt = b.weights("w", (oc, k[0], k[1], c), 0)
+        wt = b.weights("w", (oc, k[0], k[1], c // groups), 0)
         n_out = oc
     else:
         n_out = c * mult
@@ -168,6 +170,9 @@ def all_cases() -> list[Graph]:
     g.append(conv(4, 10, 4, 1, 9, (4, 3), (2, 1), (1, 1), (1, 2, 1, 1)))
     g.append(conv(5, 5, 6, 12, 3, (1, 1), (2, 2), (1, 1), (0, 0, 0, 0), "RELU_N1_TO_1"))
     g.append(conv(6, 4, 4, 6, 4, (1, 1), (1, 1), (1, 1), (1, 0, 0, 1)))
+    # grouped convolutions
+    g.append(conv(40, 6, 6, 8, 12, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "RELU", groups=4))
+    g.append(conv(41, 5, 4, 16, 6, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0), groups=2))
     # depthwise: channel multiple of 4 and not, stride 2, dilation, multiplier 2
     g.append(conv(7, 7, 6, 8, 0, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "RELU", "DEPTHWISE_CONV_2D"))
     g.append(conv(8, 9, 9, 6, 0, (3, 3), (2, 2), (1, 1), (0, 1, 0, 1), op="DEPTHWISE_CONV_2D"))

@@ -55,14 +55,12 @@ def _quant_mse(x: np.ndarray, lo: float, hi: float) -> float:
 
 def _assert_tflm_and_c_match(q: Graph, tmp_path, seeds: int = 3) -> None:
     """The interpreter, TFLM (through tinyc's .tflite writer) and the generated C, bit for
-    bit on every output. The C part is skipped, with the reason, where the C backend does not
-    take the graph yet."""
+    bit on every output."""
     from c_host import build_host, run_host
 
     from tinyc.backends.cmsis.codegen import generate_model
     from tinyc.backends.tflm import host
     from tinyc.backends.tflm.writer import write_tflite
-    from tinyc.errors import UnsupportedError
 
     data = write_tflite(q)
     cases = []
@@ -74,10 +72,7 @@ def _assert_tflm_and_c_match(q: Graph, tmp_path, seeds: int = 3) -> None:
         for got, w in zip(host.run(data, ext), want, strict=True):
             np.testing.assert_array_equal(got.reshape(w.shape), w, err_msg=f"TFLM seed {seed}")
         cases.append((ext, want))
-    try:
-        gen = generate_model(q, "model")
-    except UnsupportedError as e:
-        pytest.skip(f"TFLM matched; the C backend does not take this graph yet: {e}")
+    gen = generate_model(q, "model")
     exe = build_host(gen, tmp_path, sanitize=False)
     for ext, want in cases:
         for got, w in zip(run_host(exe, gen, ext), want, strict=True):

@@ -120,29 +120,16 @@ def graph_digest(g: Graph) -> str:
 
 
 def quantize_if_float(g: Graph, cal: CalibrationOptions, log) -> tuple[Graph, Any]:
-    """Return an int8 graph: quantized ones pass through, float ones need calibration."""
+    """Return an int8 graph: quantized ones pass through, float ones need calibration
+    data (see tinyc.passes.quantize.quantize_with_data)."""
     if g.is_quantized:
         return g, None
-    from tinyc.passes.calibration import load_calibration, synthetic_calibration
-    from tinyc.passes.quantize import QuantOptions, quantize
+    from tinyc.passes.quantize import QuantOptions, quantize_with_data
 
-    if cal.path:
-        samples = load_calibration(cal.path, g, cal.samples)
-    elif cal.synthetic:
-        log(
-            "tinyc: warning: --synthetic-calibration: int8 ranges come from random N(0,1) "
-            "inputs, not from your data; accuracy will not reflect real use"
-        )
-        samples = synthetic_calibration(g, cal.samples or 32)
-    else:
-        raise TinycError(
-            f"model {g.name!r} is float: give --calibration DATA (an .npz, a folder of .npy, or "
-            "reference_io case folders) to quantize it to int8, or --synthetic-calibration to "
-            "try the flow with random data"
-        )
     opts = QuantOptions(observer=cal.observer, io_dtype=cal.io_dtype)
-    q, report = quantize(g, samples, opts)
-    return q, report
+    return quantize_with_data(
+        g, cal.path, cal.samples, cal.synthetic, opts, show_progress=sys.stderr.isatty()
+    )
 
 
 def test_vectors(g: Graph, paths: list[str] | None) -> list[np.ndarray]:

@@ -150,9 +150,9 @@ TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
 /* Copy the receptive field of output pixel (oy, ox) into `row` (k padded to k4 with
  * zeros); taps outside the input hold the input zero point. */
 TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
-                                  int32_t k_h, int32_t k_w, int32_t dil_h, int32_t dil_w,
-                                  int32_t y0, int32_t x0, int32_t in_zp, int32_t k4,
-                                  int8_t *row) {
+                                  int32_t in_cs, int32_t k_h, int32_t k_w, int32_t dil_h,
+                                  int32_t dil_w, int32_t y0, int32_t x0, int32_t in_zp,
+                                  int32_t k4, int8_t *row) {
   int8_t *dst = row;
   int32_t ky, kx;
   for (ky = 0; ky < k_h; ++ky) {
@@ -162,7 +162,7 @@ TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
       dst += k_w * in_c;
       continue;
     }
-    if (dil_w == 1 && x0 >= 0 && x0 + k_w <= in_w) {
+    if (dil_w == 1 && in_cs == in_c && x0 >= 0 && x0 + k_w <= in_w) {
       memcpy(dst, in + (iy * in_w + x0) * in_c, (size_t)(k_w * in_c));
       dst += k_w * in_c;
       continue;
@@ -172,18 +172,21 @@ TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
       if (ix < 0 || ix >= in_w) {
         memset(dst, in_zp, (size_t)in_c);
       } else {
-        memcpy(dst, in + (iy * in_w + ix) * in_c, (size_t)in_c);
+        memcpy(dst, in + (iy * in_w + ix) * in_cs, (size_t)in_c);
       }
     }
   }
   if (k4 > k_h * k_w * in_c) memset(dst, 0, (size_t)(k4 - k_h * k_w * in_c));
 }
 
-/* CONV_2D, one image (NHWC). direct: a 1x1 unpadded kernel over in_c % 4 == 0 channels,
- * whose rows are input pixels; otherwise receptive fields are gathered first.
+/* CONV_2D, one image (NHWC), or one group of a grouped convolution: in_c / out_c channels
+ * of pixels in_cs / out_cs channels apart. direct: a 1x1 unpadded kernel over
+ * in_c % 4 == 0 channels, whose rows are input pixels; otherwise receptive fields are
+ * gathered first.
  * scratch: TINYC_MM_SCRATCH(k4) bytes of rows, then k4 bytes for a gather. */
 TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
-                                int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h,
+                                int32_t in_cs, int32_t out_h, int32_t out_w, int32_t out_c,
+                                int32_t out_cs, int32_t k_h,
                                 int32_t k_w, int32_t s_h, int32_t s_w, int32_t dil_h,
                                 int32_t dil_w, int32_t pad_t, int32_t pad_l, int32_t in_zp,
                                 int32_t direct, const uint32_t *w, const int32_t *q, int32_t zp,
@@ -200,11 +203,11 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
     for (j = 0; j < TINYC_MM_ROWS; ++j) {
       const int32_t pix = p + j < pixels ? p + j : pixels - 1;
       const int32_t oy = pix / out_w, ox = pix % out_w;
-      dst[j] = out + pix * out_c;
+      dst[j] = out + pix * out_cs;
       if (direct) {
-        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_c, k4, rows, j, TINYC_MM_ROWS);
+        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_cs, k4, rows, j, TINYC_MM_ROWS);
       } else {
-        tinyc_im2col_s8(in, in_h, in_w, in_c, k_h, k_w, dil_h, dil_w, oy * s_h - pad_t,
+        tinyc_im2col_s8(in, in_h, in_w, in_c, in_cs, k_h, k_w, dil_h, dil_w, oy * s_h - pad_t,
                         ox * s_w - pad_l, in_zp, k4, gather);
         tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
       }

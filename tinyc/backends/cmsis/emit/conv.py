@@ -35,7 +35,7 @@ def folded_bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.
 
 
 def requant_records(
-    c: CContext, node: Node, rq: Requant, bias: np.ndarray, pairs: bool
+    c: CContext, tag: str, rq: Requant, bias: np.ndarray, pairs: bool
 ) -> tuple[str, int]:
     """The requantization constants tinyc_nn.h reads, and its right_only flag.
 
@@ -51,7 +51,7 @@ def requant_records(
     recs[:n, 0], recs[:n, 1], recs[:n, 2] = bias, rq.multiplier, shift
     if pairs:
         recs = recs.reshape(padded // 2, 2, 3).transpose(0, 2, 1)
-    return c.const_array(f"q_{node.name}", recs.astype(np.int32), "int32_t"), right_only
+    return c.const_array(f"q_{tag}", recs.astype(np.int32), "int32_t"), right_only
 
 
 def matrix_scratch(k4: int) -> int:
@@ -150,23 +150,30 @@ def _per_image(c: CContext, node: Node, g: Graph, make_call) -> None:
 class ConvEmitter(Emitter):
     kinds = ("CONV_2D",)
 
+    @staticmethod
+    def group_in_c(node: Node, g: Graph) -> int:
+        """Input channels per group (all of them for an ordinary convolution)."""
+        w = g.inp(node, 1)
+        assert w is not None
+        return w.shape[3]
+
     def direct(self, node: Node, g: Graph) -> bool:
         geo = _geometry(node, g)
         return (
             (geo["k_h"], geo["k_w"]) == (1, 1)
             and tuple(attr(node, "pads")) == (0, 0, 0, 0)
-            and geo["in_c"] % 4 == 0
+            and self.group_in_c(node, g) % 4 == 0
         )
 
     def scratch(self, node, g):
         geo = _geometry(node, g)
-        k4 = (geo["k_h"] * geo["k_w"] * geo["in_c"] + 3) // 4 * 4
+        k4 = (geo["k_h"] * geo["k_w"] * self.group_in_c(node, g) + 3) // 4 * 4
         return matrix_scratch(k4) + (0 if self.direct(node, g) else k4)
 
     def overlap(self, node, g):
         x = g.inp(node, 0)
         assert x is not None
-        if x.shape[0] != 1:
+        if x.shape[0] != 1 or self.group_in_c(node, g) != x.shape[3]:
             return None
         return Overlap(node.inputs[0], conv_lead(_geometry(node, g), self.direct(node, g)))
 
@@ -175,44 +182,59 @@ class ConvEmitter(Emitter):
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
         geo = _geometry(node, g)
-        if geo["in_c"] != w.shape[3]:
-            raise UnsupportedError(f"node {node.name!r}: grouped CONV_2D is not supported")
+        groups = geo["in_c"] // w.shape[3]
+        cin, cout = w.shape[3], geo["out_c"] // groups
         rq = get_op("CONV_2D").requant(node, g)
-        out_c = geo["out_c"]
-        q, right_only = requant_records(c, node, rq, folded_bias(node, g, rq, True), pairs=True)
-        wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data.reshape(out_c, -1)), "uint32_t")
+        # each output channel's weights only meet its own group's inputs: the same fold
+        bias = folded_bias(node, g, rq, True)
         direct = self.direct(node, g)
         scratch = c.scratch()
-        dims = ", ".join(
-            str(geo[k])
-            for k in (
-                "in_h",
-                "in_w",
-                "in_c",
-                "out_h",
-                "out_w",
-                "out_c",
-                "k_h",
-                "k_w",
-                "s_h",
-                "s_w",
-                "dil_h",
-                "dil_w",
-                "pad_t",
-                "pad_l",
-            )
-        )
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S")
-        _per_image(
-            c,
-            node,
-            g,
-            lambda i, o: (
-                f"tinyc_conv_s8({i}, {dims}, {rq.input_zp}, {int(direct)}, {wsym}, {q}, "
-                f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, {o}, {scratch});"
-            ),
-        )
+        for gi in range(groups):
+            part = slice(gi * cout, (gi + 1) * cout)
+            sub = Requant(
+                rq.multiplier[part],
+                rq.shift[part],
+                rq.input_zp,
+                rq.output_zp,
+                rq.act_min,
+                rq.act_max,
+            )
+            tag = node.name if groups == 1 else f"{node.name}_g{gi}"
+            q, right_only = requant_records(c, tag, sub, bias[part], pairs=True)
+            wsym = c.const_array(f"w_{tag}", pack_pairs(w.data[part].reshape(cout, -1)), "uint32_t")
+            dims = ", ".join(
+                str(v)
+                for v in (
+                    geo["in_h"],
+                    geo["in_w"],
+                    cin,
+                    geo["in_c"],
+                    geo["out_h"],
+                    geo["out_w"],
+                    cout,
+                    geo["out_c"],
+                    geo["k_h"],
+                    geo["k_w"],
+                    geo["s_h"],
+                    geo["s_w"],
+                    geo["dil_h"],
+                    geo["dil_w"],
+                    geo["pad_t"],
+                    geo["pad_l"],
+                )
+            )
+            _per_image(
+                c,
+                node,
+                g,
+                lambda i, o, gi=gi, dims=dims, wsym=wsym, q=q, right_only=right_only: (
+                    f"tinyc_conv_s8({i} + {gi * cin}, {dims}, {rq.input_zp}, {int(direct)}, {wsym}, "
+                    f"{q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
+                    f"{o} + {gi * cout}, {scratch});"
+                ),
+            )
 
 
 @emitter
@@ -247,7 +269,7 @@ class DepthwiseEmitter(Emitter):
 
             emit_depthwise_generic(node, g, c, rq, bias)
             return
-        q, right_only = requant_records(c, node, rq, bias, pairs=False)
+        q, right_only = requant_records(c, node.name, rq, bias, pairs=False)
         wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
         dims = ", ".join(
             str(geo[k])
@@ -298,7 +320,9 @@ class FullyConnectedEmitter(Emitter):
         out_c, k = w.shape
         rows = x.size // k
         k4 = (k + 3) // 4 * 4
-        q, right_only = requant_records(c, node, rq, folded_bias(node, g, rq, True), pairs=True)
+        q, right_only = requant_records(
+            c, node.name, rq, folded_bias(node, g, rq, True), pairs=True
+        )
         wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data), "uint32_t")
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S")

@@ -22,7 +22,7 @@ def lookup_table(node: Node, g: Graph) -> np.ndarray:
 
 @emitter
 class LutEmitter(Emitter):
-    kinds = ("LOGISTIC", "TANH", "RELU", "RELU6")
+    kinds = ("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH")
 
     def alias(self, node, g):
         return 0, "inplace"
