@@ -230,8 +230,8 @@ class ConvEmitter(Emitter):
                 node,
                 g,
                 lambda i, o, gi=gi, dims=dims, wsym=wsym, q=q, right_only=right_only: (
-                    f"tinyc_conv_s8({i} + {gi * cin}, {dims}, {rq.input_zp}, {int(direct)}, {wsym}, "
-                    f"{q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
+                    f"tinyc_conv_s8({i} + {gi * cin}, {dims}, {rq.input_zp}, {int(direct)}, "
+                    f"{wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
                     f"{o} + {gi * cout}, {scratch});"
                 ),
             )
