@@ -114,15 +114,14 @@ def conv(b: Builder, node: onnx.NodeProto) -> None:
 
     if cin % group or cout % group or ws[1] * group != cin:
         raise b.unsupported(f"group {group} does not divide {cin} input / {cout} output channels")
-    if group == 1:
-        ins = [xin, weights(wperm_conv), *bias_operand()]
-        out = b.emit("CONV_2D", ins, attrs, _out(node.output[0], one_d))
-    elif group == cin and ws[1] == 1:
+    if group == cin and ws[1] == 1 and group > 1:
         attrs["depth_multiplier"] = cout // cin
         ins = [xin, weights(wperm_dw), *bias_operand()]
         out = b.emit("DEPTHWISE_CONV_2D", ins, attrs, _out(node.output[0], one_d))
     else:
-        out = _grouped(b, node, xin, group, cin, cout, attrs, weights, bias_operand, one_d)
+        # CONV_2D is grouped when its filter has fewer input channels than the input
+        ins = [xin, weights(wperm_conv), *bias_operand()]
+        out = b.emit("CONV_2D", ins, attrs, _out(node.output[0], one_d))
     _bind_spatial(b, node.output[0], out, one_d)
 
 
@@ -140,34 +139,6 @@ def _weights_1d(b: Builder, name: str) -> str:
         else:
             b.consts[key] = b.const(name, "weights")[:, :, None, :]
     return key
-
-
-def _grouped(b: Builder, node, xin, group, cin, cout, attrs, weights, bias_operand, one_d) -> str:
-    """A grouped convolution as SPLIT_V -> one CONV_2D per group -> CONCATENATION."""
-    t = b.g.tensors[xin]
-    gi, go = cin // group, cout // group
-    parts = b.emit_multi(
-        "SPLIT_V",
-        [xin],
-        {"axis": 3, "size_splits": (gi,) * group},
-        [f"{node.output[0]}#in{i}" for i in range(group)],
-        t.dtype,
-        "split",
-        t.quant,
-    )
-    outs = []
-    for i, part in enumerate(parts):
-        rows = (i * go, (i + 1) * go)
-        outs.append(
-            b.emit(
-                "CONV_2D",
-                [part, weights((0, 2, 3, 1), rows), *bias_operand(rows)],
-                attrs,
-                f"{node.output[0]}#g{i}",
-                suffix=f"group{i}",
-            )
-        )
-    return b.emit("CONCATENATION", outs, {"axis": 3}, _out(node.output[0], one_d))
 
 
 def _pool(b: Builder, node: onnx.NodeProto, kind: str) -> None:
