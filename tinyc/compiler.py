@@ -169,7 +169,7 @@ def compile_model(
 def _compile_cmsis(
     g: Graph, board: Board, opts: CompileOptions, out_dir: Path, qreport: Any
 ) -> CompileReport:
-    from tinyc.backends.cmsis.codegen import generate_model, runtime_files
+    from tinyc.backends.cmsis.codegen import generate_model, runtime_files, target_for
     from tinyc.emulate import render_project
     from tinyc.project import save_project_graph
 
@@ -178,7 +178,7 @@ def _compile_cmsis(
             "--kernels cmsis-nn is not available yet for the C backend; use the default "
             "--kernels tinyc"
         )
-    gen = generate_model(g, g.name)
+    gen = generate_model(g, g.name, target_for(board))
     check_flash(board, gen.const_bytes, g)
     check_arena(board, gen.plan, gen.graph)
     inputs = test_vectors(g, opts.test_input)

@@ -203,6 +203,7 @@ def plan_memory(
         candidates.append(_greedy(buffers, order, pairs, hints=False))
         if pairs:
             candidates.append(_greedy(buffers, order, pairs, hints=True))
+            candidates.append(_greedy(buffers, order, pairs, hints=True, below_zero=True))
 
     def extent(offsets: list[int]) -> int:
         return max((offsets[k] + buffers[k].size for k in range(len(buffers))), default=0)
@@ -222,12 +223,16 @@ def plan_memory(
 
 
 def _greedy(
-    buffers: list[Buffer], order: list[int], pairs: dict[tuple[int, int], int], hints: bool
+    buffers: list[Buffer],
+    order: list[int],
+    pairs: dict[tuple[int, int], int],
+    hints: bool,
+    below_zero: bool = False,
 ) -> list[int]:
     """Place buffers in ``order``, each at the lowest offset where it collides with no
     buffer live at the same time; with ``hints``, an overlap output first tries the
     position right behind its input."""
-    offsets = [-1] * len(buffers)
+    offsets: list[int | None] = [None] * len(buffers)
     placed: list[int] = []
     hint_of = {dst: (src, lead) for (src, dst), lead in pairs.items()}
     for k in order:
@@ -241,15 +246,16 @@ def _greedy(
                 forbidden.append(_forbidden(probe, other, pairs, k, j))
 
         def free(at: int, forbidden=forbidden) -> bool:
-            return at >= 0 and not any(lo < at < hi for lo, hi in forbidden)
+            return not any(lo < at < hi for lo, hi in forbidden)
 
-        at = -1
-        if hints and k in hint_of and offsets[hint_of[k][0]] >= 0:
+        at = None
+        if hints and k in hint_of and offsets[hint_of[k][0]] is not None:
             src, lead = hint_of[k]
+            # may fall below zero: the whole placement is shifted up at the end
             want = (offsets[src] - lead) // ALIGN * ALIGN
-            if free(want):
+            if (want >= 0 or below_zero) and free(want):
                 at = want
-        if at < 0:
+        if at is None:
             at = 0
             moved = True
             while moved:
@@ -260,7 +266,8 @@ def _greedy(
                         moved = True
         offsets[k] = at
         placed.append(k)
-    return offsets
+    low = min((o for o in offsets if o is not None), default=0)
+    return [o - low for o in offsets]  # type: ignore[operator]
 
 
 def check_fits(plan: MemoryPlan, capacity: int, region: str, g: Graph) -> None:

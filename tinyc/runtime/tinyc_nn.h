@@ -53,16 +53,24 @@ TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, int32_t mult, int32_t shift, int32
 /* Requantize channel records {bias, multiplier, shift} (depthwise layout). */
 #define TINYC_RQ3(acc, rec) tinyc_rq_s8(acc, (rec)[1], (rec)[2], zp, lo, hi, right_only)
 
-/* The matrix core: `nrows` rows of k int8 values (k % 4 == 0) times the weights of
- * `out_c` channels, requantized into out[r]. Weights: channel pairs interleaved per 4-byte
- * group, w[(pair * k/4 + g) * 2 + j] = bytes 4g..4g+3 of channel 2*pair + j (an odd last
- * channel is paired with zeros). Requantization per pair: {bias a, bias b, multiplier a,
- * multiplier b, shift a, shift b}. Rows hold raw values: the input zero point is folded
- * into the bias.
+/* The matrix core: rows of k int8 values times the weights of `out_c` channels,
+ * requantized. Rows hold raw values: the input zero point is folded into the bias.
  *
- * On DSP cores rows are expanded to int16 pairs (tinyc_mm_dsp.S); a block holds TINYC_MM_ROWS
- * rows interleaved per group, the assembly kernels take three rows x one channel pair, or
- * one row x two channel pairs. Elsewhere rows stay int8, one after another. */
+ * Two weight layouts, chosen by tinyc for the target core:
+ * - TINYC_WL_PAIRS (Cortex-M4/M7/M33, M0+): k padded to a multiple of 4; channel pairs
+ *   interleaved per 4-byte group, w[(pair * k/4 + g) * 8 + j * 4 + b] = byte 4g+b of channel
+ *   2*pair + j (an odd last channel paired with zeros); requantization per pair {bias a,
+ *   bias b, multiplier a, multiplier b, shift a, shift b}. On DSP cores the assembly kernels
+ *   of tinyc_mm_dsp.S take rows expanded to int16 pairs.
+ * - TINYC_WL_QUADS (Cortex-M55, Helium): k padded to a multiple of 16; channel quads
+ *   interleaved per 16-byte block, w[(quad * k/16 + b) * 64 + j * 16 + i] = byte 16b+i of
+ *   channel 4*quad + j; requantization per quad {4 biases, 4 multipliers, 4 shifts}.
+ * Shifts are TFLite's (negative = right) unless `right_only` says every shift is a right
+ * shift of at least one bit: then pair layouts store the (positive) amount.
+ */
+#define TINYC_WL_PAIRS 0
+#define TINYC_WL_QUADS 1
+
 #if TINYC_DSP
 #define TINYC_MM_ROWS 3
 typedef uint32_t tinyc_row_t;
@@ -75,10 +83,10 @@ void tinyc_mm1x4(const uint32_t *row, const uint32_t *w, int32_t groups, int32_t
 typedef int8_t tinyc_row_t;
 #endif
 
-/* Bytes of scratch a block of rows of k4 values needs (expanded on DSP cores). */
-#define TINYC_MM_SCRATCH(k4) (TINYC_MM_ROWS * (k4) * (int32_t)(4 / (4 - 2 * TINYC_DSP)))
+/* Bytes of scratch `nrows` pair-layout rows of k4 values need (int16 on DSP cores). */
+#define TINYC_MM_SCRATCH(nrows, k4) ((nrows) * (k4) * (TINYC_DSP ? 2 : 1))
 
-/* Put k4 int8 values into row `which` of a block of `nrows` rows. */
+/* Put k4 int8 values into row `which` of a block of `nrows` rows (pair layout). */
 TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows, int32_t which,
                                int32_t nrows) {
 #if TINYC_DSP
@@ -96,9 +104,11 @@ TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows,
 #endif
 }
 
-TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
-                              const uint32_t *w, int32_t out_c, const int32_t *q, int32_t zp,
-                              int32_t lo, int32_t hi, int32_t right_only, int8_t *const *out) {
+/* Pair layout: `nrows` rows (1, or TINYC_MM_ROWS with repeats) of k (% 4 == 0) values. */
+TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
+                                    const uint32_t *w, int32_t out_c, const int32_t *q,
+                                    int32_t zp, int32_t lo, int32_t hi, int32_t right_only,
+                                    int8_t *const *out) {
   int32_t oc;
 #if TINYC_DSP
   if (nrows == 1) {
@@ -147,6 +157,119 @@ TINYC_INLINE void tinyc_mm_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
 #endif
 }
 
+#if TINYC_MVE
+/* Requantize four int32 lanes (right shifts only) and store them as int8. */
+#define TINYC_MVE_RQ_STORE(ACC, QC, DST, PRED)                      \
+  do {                                                              \
+    int32x4_t t_ = vqrdmulhq_s32((ACC), vldrwq_s32((QC) + 4));      \
+    t_ = vaddq_s32(t_, vshrq_n_s32(t_, 31));                        \
+    t_ = vrshlq_s32(t_, vldrwq_s32((QC) + 8));                      \
+    t_ = vaddq_n_s32(t_, zp);                                       \
+    t_ = vmaxq_s32(t_, vdupq_n_s32(lo));                            \
+    t_ = vminq_s32(t_, vdupq_n_s32(hi));                            \
+    vstrbq_p_s32((DST), t_, (PRED));                                \
+  } while (0)
+
+/* Four accumulators of one row into lanes, requantized into out[oc..oc+3]. */
+#define TINYC_MVE_RQ4(A0, A1, A2, A3, OUT)                                         \
+  do {                                                                             \
+    if (right_only) {                                                              \
+      int32x4_t v_ = vdupq_n_s32(A0);                                              \
+      v_ = vsetq_lane_s32(A1, v_, 1);                                              \
+      v_ = vsetq_lane_s32(A2, v_, 2);                                              \
+      v_ = vsetq_lane_s32(A3, v_, 3);                                              \
+      TINYC_MVE_RQ_STORE(v_, q, (OUT) + oc, vctp32q((uint32_t)(out_c - oc)));      \
+    } else {                                                                       \
+      const int32_t acc_[4] = {A0, A1, A2, A3};                                    \
+      int32_t j_;                                                                  \
+      for (j_ = 0; j_ < 4 && oc + j_ < out_c; ++j_) {                              \
+        (OUT)[oc + j_] = (int8_t)tinyc_rq_s8(acc_[j_], q[4 + j_], q[8 + j_], zp, lo, hi, 0); \
+      }                                                                            \
+    }                                                                              \
+  } while (0)
+#endif
+
+/* Quad layout: one or two rows of k values (any k; the weights are padded to 16) into
+ * o0 (and o1). Helium runs two rows x four channels per pass. */
+TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t k,
+                                    const int8_t *w, int32_t out_c, const int32_t *q, int32_t zp,
+                                    int32_t lo, int32_t hi, int32_t right_only, int8_t *o0,
+                                    int8_t *o1) {
+  const int32_t blocks = k / 16, tail = k % 16;
+  int32_t oc;
+  for (oc = 0; oc < out_c; oc += 4, q += 12) {
+#if TINYC_MVE
+    int32_t a0 = q[0], a1 = q[1], a2 = q[2], a3 = q[3];
+    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+    const int8_t *x = r0, *y = r1;
+    int32_t b;
+    if (r1) {
+      for (b = 0; b < blocks; ++b, x += 16, y += 16, w += 64) {
+        const int8x16_t xv = vldrbq_s8(x), yv = vldrbq_s8(y);
+        const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16);
+        const int8x16_t w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
+        a0 = vmladavaq_s8(a0, xv, w0);
+        b0 = vmladavaq_s8(b0, yv, w0);
+        a1 = vmladavaq_s8(a1, xv, w1);
+        b1 = vmladavaq_s8(b1, yv, w1);
+        a2 = vmladavaq_s8(a2, xv, w2);
+        b2 = vmladavaq_s8(b2, yv, w2);
+        a3 = vmladavaq_s8(a3, xv, w3);
+        b3 = vmladavaq_s8(b3, yv, w3);
+      }
+      if (tail) {
+        const mve_pred16_t p = vctp8q((uint32_t)tail);
+        const int8x16_t xv = vldrbq_z_s8(x, p), yv = vldrbq_z_s8(y, p);
+        const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16);
+        const int8x16_t w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
+        a0 = vmladavaq_s8(a0, xv, w0);
+        b0 = vmladavaq_s8(b0, yv, w0);
+        a1 = vmladavaq_s8(a1, xv, w1);
+        b1 = vmladavaq_s8(b1, yv, w1);
+        a2 = vmladavaq_s8(a2, xv, w2);
+        b2 = vmladavaq_s8(b2, yv, w2);
+        a3 = vmladavaq_s8(a3, xv, w3);
+        b3 = vmladavaq_s8(b3, yv, w3);
+        w += 64;
+      }
+      TINYC_MVE_RQ4(b0, b1, b2, b3, o1);
+    } else {
+      for (b = 0; b < blocks; ++b, x += 16, w += 64) {
+        const int8x16_t xv = vldrbq_s8(x);
+        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
+      }
+      if (tail) {
+        const int8x16_t xv = vldrbq_z_s8(x, vctp8q((uint32_t)tail));
+        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
+        w += 64;
+      }
+    }
+    TINYC_MVE_RQ4(a0, a1, a2, a3, o0);
+#else
+    int32_t j, r;
+    for (r = 0; r < (r1 ? 2 : 1); ++r) {
+      const int8_t *row = r ? r1 : r0;
+      int8_t *out = r ? o1 : o0;
+      for (j = 0; j < 4 && oc + j < out_c; ++j) {
+        int32_t acc = q[j], i;
+        for (i = 0; i < k; ++i) acc += row[i] * w[(i / 16) * 64 + j * 16 + i % 16];
+        out[oc + j] = (int8_t)tinyc_rq_s8(acc, q[4 + j], right_only ? -q[8 + j] : q[8 + j], zp,
+                                          lo, hi, right_only);
+      }
+    }
+    w += ((k + 15) / 16) * 64;
+    (void)blocks;
+    (void)tail;
+#endif
+  }
+}
+
 /* Copy the receptive field of output pixel (oy, ox) into `row` (k padded to k4 with
  * zeros); taps outside the input hold the input zero point. */
 TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
@@ -180,67 +303,103 @@ TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
 }
 
 /* CONV_2D, one image (NHWC), or one group of a grouped convolution: in_c / out_c channels
- * of pixels in_cs / out_cs channels apart. direct: a 1x1 unpadded kernel over
- * in_c % 4 == 0 channels, whose rows are input pixels; otherwise receptive fields are
- * gathered first.
- * scratch: TINYC_MM_SCRATCH(k4) bytes of rows, then k4 bytes for a gather. */
+ * of pixels in_cs / out_cs channels apart. direct: a 1x1 unpadded kernel (pair layout: over
+ * in_c % 4 == 0 channels) whose rows are input pixels; otherwise receptive fields are
+ * gathered first. scratch, pair layout: TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4) bytes of rows,
+ * then k4 bytes for a gather; quad layout: k bytes for a gather. */
 TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t in_c,
                                 int32_t in_cs, int32_t out_h, int32_t out_w, int32_t out_c,
-                                int32_t out_cs, int32_t k_h,
-                                int32_t k_w, int32_t s_h, int32_t s_w, int32_t dil_h,
-                                int32_t dil_w, int32_t pad_t, int32_t pad_l, int32_t in_zp,
-                                int32_t direct, const uint32_t *w, const int32_t *q, int32_t zp,
-                                int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
-                                void *scratch) {
-  const int32_t k4 = (k_h * k_w * in_c + 3) & ~3;
+                                int32_t out_cs, int32_t k_h, int32_t k_w, int32_t s_h,
+                                int32_t s_w, int32_t dil_h, int32_t dil_w, int32_t pad_t,
+                                int32_t pad_l, int32_t in_zp, int32_t direct, int32_t wl,
+                                const void *w, const int32_t *q, int32_t zp, int32_t lo,
+                                int32_t hi, int32_t right_only, int8_t *out, void *scratch) {
+  const int32_t k = k_h * k_w * in_c;
   const int32_t pixels = out_h * out_w;
-  tinyc_row_t *rows = (tinyc_row_t *)scratch;
-  int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(k4);
-  int8_t *dst[TINYC_MM_ROWS];
   int32_t p, j;
-  /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel. */
-  for (p = 0; p < pixels; p += TINYC_MM_ROWS) {
-    for (j = 0; j < TINYC_MM_ROWS; ++j) {
-      const int32_t pix = p + j < pixels ? p + j : pixels - 1;
-      const int32_t oy = pix / out_w, ox = pix % out_w;
-      dst[j] = out + pix * out_cs;
-      if (direct) {
-        tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_cs, k4, rows, j, TINYC_MM_ROWS);
-      } else {
-        tinyc_im2col_s8(in, in_h, in_w, in_c, in_cs, k_h, k_w, dil_h, dil_w, oy * s_h - pad_t,
-                        ox * s_w - pad_l, in_zp, k4, gather);
-        tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
+  if (wl == TINYC_WL_QUADS) {
+    /* pixels in pairs (a lone last pixel is paired with itself); gathers use 2k bytes */
+    const int8_t *row[2];
+    for (p = 0; p < pixels; p += 2) {
+      const int32_t p1 = p + 1 < pixels ? p + 1 : p;
+      for (j = 0; j < 2; ++j) {
+        const int32_t pix = j ? p1 : p;
+        const int32_t oy = pix / out_w, ox = pix % out_w;
+        if (direct) {
+          row[j] = in + (oy * s_h * in_w + ox * s_w) * in_cs;
+        } else {
+          int8_t *gather = (int8_t *)scratch + j * k;
+          tinyc_im2col_s8(in, in_h, in_w, in_c, in_cs, k_h, k_w, dil_h, dil_w,
+                          oy * s_h - pad_t, ox * s_w - pad_l, in_zp, k, gather);
+          row[j] = gather;
+        }
       }
+      tinyc_mm_quads_s8(row[0], row[1], k, (const int8_t *)w, out_c, q, zp, lo, hi, right_only,
+                        out + p * out_cs, out + p1 * out_cs);
     }
-    tinyc_mm_s8(rows, TINYC_MM_ROWS, k4, w, out_c, q, zp, lo, hi, right_only, dst);
+    return;
+  }
+  {
+    const int32_t k4 = (k + 3) & ~3;
+    tinyc_row_t *rows = (tinyc_row_t *)scratch;
+    int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4);
+    int8_t *dst[TINYC_MM_ROWS];
+    /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel. */
+    for (p = 0; p < pixels; p += TINYC_MM_ROWS) {
+      for (j = 0; j < TINYC_MM_ROWS; ++j) {
+        const int32_t pix = p + j < pixels ? p + j : pixels - 1;
+        const int32_t oy = pix / out_w, ox = pix % out_w;
+        dst[j] = out + pix * out_cs;
+        if (direct) {
+          tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_cs, k4, rows, j, TINYC_MM_ROWS);
+        } else {
+          tinyc_im2col_s8(in, in_h, in_w, in_c, in_cs, k_h, k_w, dil_h, dil_w,
+                          oy * s_h - pad_t, ox * s_w - pad_l, in_zp, k4, gather);
+          tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
+        }
+      }
+      tinyc_mm_pairs_s8(rows, TINYC_MM_ROWS, k4, (const uint32_t *)w, out_c, q, zp, lo, hi,
+                        right_only, dst);
+    }
   }
 }
 
-/* FULLY_CONNECTED over `rows` rows of k int8 values, padded to k4 (a multiple of 4).
- * scratch: TINYC_MM_SCRATCH(k4) bytes of rows, then k4 bytes when k != k4. */
-TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t k4,
-                              int32_t out_c, const uint32_t *w, const int32_t *q, int32_t zp,
+/* FULLY_CONNECTED over `rows` rows of k int8 values. scratch, pair layout:
+ * TINYC_MM_SCRATCH(n, k4) bytes of rows (n = 1 for one row, else TINYC_MM_ROWS), then k4
+ * bytes when k % 4 != 0; quad layout: none. */
+TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t out_c,
+                              int32_t wl, const void *w, const int32_t *q, int32_t zp,
                               int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
                               void *scratch) {
-  tinyc_row_t *buf = (tinyc_row_t *)scratch;
-  int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(k4);
-  const int32_t n = rows == 1 ? 1 : TINYC_MM_ROWS;
-  int8_t *dst[TINYC_MM_ROWS];
   int32_t r, j;
-  /* Rows go in blocks of TINYC_MM_ROWS; a short last block repeats its last row. */
-  for (r = 0; r < rows; r += n) {
-    for (j = 0; j < n; ++j) {
-      const int32_t row = r + j < rows ? r + j : rows - 1;
-      const int8_t *src = in + row * k;
-      dst[j] = out + row * out_c;
-      if (k != k4) {
-        memcpy(gather, src, (size_t)k);
-        memset(gather + k, 0, (size_t)(k4 - k));
-        src = gather;
-      }
-      tinyc_row_s8(src, k4, buf, j, n);
+  if (wl == TINYC_WL_QUADS) {
+    for (r = 0; r < rows; ++r) {
+      tinyc_mm_quads_s8(in + r * k, 0, k, (const int8_t *)w, out_c, q, zp, lo, hi, right_only,
+                        out + r * out_c, 0);
     }
-    tinyc_mm_s8(buf, n, k4, w, out_c, q, zp, lo, hi, right_only, dst);
+    return;
+  }
+  {
+    const int32_t k4 = (k + 3) & ~3;
+    const int32_t n = rows == 1 ? 1 : TINYC_MM_ROWS;
+    tinyc_row_t *buf = (tinyc_row_t *)scratch;
+    int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(n, k4);
+    int8_t *dst[TINYC_MM_ROWS];
+    /* Rows go in blocks of n; a short last block repeats its last row. */
+    for (r = 0; r < rows; r += n) {
+      for (j = 0; j < n; ++j) {
+        const int32_t row = r + j < rows ? r + j : rows - 1;
+        const int8_t *src = in + row * k;
+        dst[j] = out + row * out_c;
+        if (k != k4) {
+          memcpy(gather, src, (size_t)k);
+          memset(gather + k, 0, (size_t)(k4 - k));
+          src = gather;
+        }
+        tinyc_row_s8(src, k4, buf, j, n);
+      }
+      tinyc_mm_pairs_s8(buf, n, k4, (const uint32_t *)w, out_c, q, zp, lo, hi, right_only, dst);
+    }
   }
 }
 
@@ -259,9 +418,27 @@ TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t
 /* Output pixels whose windows are given by one base pointer per kernel row (no bounds). */
 TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t ch,
                                   int32_t k_h, int32_t k_w, int32_t s_w, int32_t dil_w,
-                                  int32_t in_zp, const int8_t *w, const int32_t *q, int32_t zp,
-                                  int32_t lo, int32_t hi, int32_t right_only, int8_t *o) {
+                                  int32_t in_zp, int32_t wl, const int8_t *w, const int32_t *q,
+                                  int32_t zp, int32_t lo, int32_t hi, int32_t right_only,
+                                  int8_t *o) {
   int32_t px;
+  if (wl == TINYC_WL_QUADS) {
+    /* quad records, zero point folded into the bias (see tinyc_dw_row_mve_s8) */
+    for (px = 0; px < n; ++px, o += ch) {
+      const int32_t x0 = px * s_w * ch;
+      int32_t c;
+      for (c = 0; c < ch; ++c) {
+        const int32_t *qc = q + (c / 4) * 12 + c % 4;
+        int32_t acc = qc[0], ky, kx;
+        for (ky = 0; ky < k_h; ++ky)
+          for (kx = 0; kx < k_w; ++kx)
+            acc += rowp[ky][x0 + kx * dil_w * ch + c] * w[(ky * k_w + kx) * ch + c];
+        o[c] = (int8_t)tinyc_rq_s8(acc, qc[4], right_only ? -qc[8] : qc[8], zp, lo, hi,
+                                   right_only);
+      }
+    }
+    return;
+  }
   for (px = 0; px < n; ++px, o += ch) {
     const int32_t x0 = px * s_w * ch;
     const int32_t *qc = q;
@@ -298,6 +475,86 @@ TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t 
   }
 }
 
+#if TINYC_MVE
+/* Helium: four output pixels x four channels at a time, 32-bit lanes. Records per channel
+ * quad {4 biases, 4 multipliers, 4 shifts}; the input zero point is folded into the bias
+ * (the ring rows hold the zero point where the input is padded, so every tap counts).
+ * Only for right_only requantization. Loads are predicated only when ch % 4 != 0. */
+#define TINYC_MVE_LD4(P) (ch % 4 == 0 ? vldrbq_s32(P) : vldrbq_z_s32((P), pc))
+TINYC_INLINE void tinyc_dw_row_mve_s8(const int8_t *const *rowp, int32_t n, int32_t ch,
+                                      int32_t k_h, int32_t k_w, int32_t s_w, int32_t dil_w,
+                                      const int8_t *w, const int32_t *q, int32_t zp,
+                                      int32_t lo, int32_t hi, int8_t *o) {
+  const int32_t step = s_w * ch; /* bytes between neighbouring pixels' windows */
+  int32_t px = 0, c;
+  for (; px + 4 <= n; px += 4) {
+    for (c = 0; c < ch; c += 4) {
+      const mve_pred16_t pc = vctp32q((uint32_t)(ch - c));
+      const int32_t *qc = q + (c / 4) * 12;
+      int32x4_t a0 = vldrwq_s32(qc), a1 = a0, a2 = a0, a3 = a0;
+      int32_t ky, kx;
+      for (ky = 0; ky < k_h; ++ky) {
+        const int8_t *xk = rowp[ky] + px * step + c;
+        const int8_t *wk = w + ky * k_w * ch + c;
+        for (kx = 0; kx < k_w; ++kx, xk += dil_w * ch, wk += ch) {
+          if (ch % 4 == 0) {
+            /* one tap for four pixels: 1 weight load, 4 x (load, multiply, add) */
+            int32x4_t qw, qx;
+            __asm__ volatile(
+                "vldrb.s32 %q[qw], [%[w]]\n\t"
+                "vldrb.s32 %q[qx], [%[x0]]\n\t"
+                "vmul.i32 %q[qx], %q[qx], %q[qw]\n\t"
+                "vadd.i32 %q[a0], %q[a0], %q[qx]\n\t"
+                "vldrb.s32 %q[qx], [%[x1]]\n\t"
+                "vmul.i32 %q[qx], %q[qx], %q[qw]\n\t"
+                "vadd.i32 %q[a1], %q[a1], %q[qx]\n\t"
+                "vldrb.s32 %q[qx], [%[x2]]\n\t"
+                "vmul.i32 %q[qx], %q[qx], %q[qw]\n\t"
+                "vadd.i32 %q[a2], %q[a2], %q[qx]\n\t"
+                "vldrb.s32 %q[qx], [%[x3]]\n\t"
+                "vmul.i32 %q[qx], %q[qx], %q[qw]\n\t"
+                "vadd.i32 %q[a3], %q[a3], %q[qx]"
+                : [a0] "+w"(a0), [a1] "+w"(a1), [a2] "+w"(a2), [a3] "+w"(a3), [qw] "=&w"(qw),
+                  [qx] "=&w"(qx)
+                /* widening loads take low base registers */
+                : [w] "l"(wk), [x0] "l"(xk), [x1] "l"(xk + step), [x2] "l"(xk + 2 * step),
+                  [x3] "l"(xk + 3 * step)
+                : "memory");
+          } else {
+            const int32x4_t wv = vldrbq_z_s32(wk, pc);
+            a0 = vaddq_s32(a0, vmulq_s32(vldrbq_z_s32(xk, pc), wv));
+            a1 = vaddq_s32(a1, vmulq_s32(vldrbq_z_s32(xk + step, pc), wv));
+            a2 = vaddq_s32(a2, vmulq_s32(vldrbq_z_s32(xk + 2 * step, pc), wv));
+            a3 = vaddq_s32(a3, vmulq_s32(vldrbq_z_s32(xk + 3 * step, pc), wv));
+          }
+        }
+      }
+      TINYC_MVE_RQ_STORE(a0, qc, o + px * ch + c, pc);
+      TINYC_MVE_RQ_STORE(a1, qc, o + (px + 1) * ch + c, pc);
+      TINYC_MVE_RQ_STORE(a2, qc, o + (px + 2) * ch + c, pc);
+      TINYC_MVE_RQ_STORE(a3, qc, o + (px + 3) * ch + c, pc);
+    }
+  }
+  for (; px < n; ++px) {
+    for (c = 0; c < ch; c += 4) {
+      const mve_pred16_t pc = vctp32q((uint32_t)(ch - c));
+      const int32_t *qc = q + (c / 4) * 12;
+      int32x4_t a0 = vldrwq_s32(qc);
+      int32_t ky, kx;
+      for (ky = 0; ky < k_h; ++ky) {
+        const int8_t *xr = rowp[ky] + px * step + c;
+        for (kx = 0; kx < k_w; ++kx) {
+          a0 = vaddq_s32(a0, vmulq_s32(TINYC_MVE_LD4(xr + kx * dil_w * ch),
+                                       TINYC_MVE_LD4(w + (ky * k_w + kx) * ch + c)));
+        }
+      }
+      TINYC_MVE_RQ_STORE(a0, qc, o + px * ch + c, pc);
+    }
+  }
+}
+#undef TINYC_MVE_LD4
+#endif
+
 /* The padded width of the rows a depthwise layer reads. */
 #define TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) (((out_w)-1) * (s_w) + ((k_w)-1) * (dil_w) + 1)
 
@@ -308,9 +565,9 @@ TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t 
 TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
                               int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
                               int32_t s_h, int32_t s_w, int32_t dil_h, int32_t dil_w,
-                              int32_t pad_t, int32_t pad_l, int32_t in_zp, const int8_t *w,
-                              const int32_t *q, int32_t zp, int32_t lo, int32_t hi,
-                              int32_t right_only, int8_t *out, void *scratch) {
+                              int32_t pad_t, int32_t pad_l, int32_t in_zp, int32_t wl,
+                              const int8_t *w, const int32_t *q, int32_t zp, int32_t lo,
+                              int32_t hi, int32_t right_only, int8_t *out, void *scratch) {
   const int32_t pw = TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w);
   const int32_t span = (k_h - 1) * dil_h + 1;
   const int32_t row_bytes = pw * ch;
@@ -338,8 +595,15 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
       }
       rowp[ky] = ring + (iy % span) * row_bytes;
     }
-    tinyc_dw_row_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, in_zp, w, q, zp, lo, hi, right_only,
-                    out + oy * out_w * ch);
+#if TINYC_MVE
+    if (wl == TINYC_WL_QUADS && right_only) {
+      tinyc_dw_row_mve_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, w, q, zp, lo, hi,
+                          out + oy * out_w * ch);
+      continue;
+    }
+#endif
+    tinyc_dw_row_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, in_zp, wl, w, q, zp, lo, hi,
+                    right_only, out + oy * out_w * ch);
   }
 }
 

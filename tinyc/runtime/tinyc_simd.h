@@ -15,6 +15,14 @@
 #define TINYC_DSP 0
 #endif
 
+/* Helium (M-profile vector extension, Cortex-M55) */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#define TINYC_MVE 1
+#include <arm_mve.h>
+#else
+#define TINYC_MVE 0
+#endif
+
 /* Four int8 values as one (possibly unaligned) word. */
 TINYC_INLINE uint32_t tinyc_load4(const int8_t *p) {
   uint32_t v;

@@ -13,6 +13,7 @@ from importlib import resources
 from tinyc import __version__
 from tinyc.backends.cmsis.cwriter import C_TYPES, CContext
 from tinyc.backends.cmsis.emit import get_emitter
+from tinyc.backends.cmsis.emit.matrix import TARGETS
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph
 from tinyc.ir.verify import verify
@@ -47,14 +48,21 @@ def prepare_graph(g: Graph) -> Graph:
     return g
 
 
-def plan_for(g: Graph) -> MemoryPlan:
-    scratch = {i: get_emitter(n).scratch(n, g) for i, n in enumerate(g.nodes)}
+def plan_for(g: Graph, target: str = "dsp") -> MemoryPlan:
+    scratch = {i: get_emitter(n).scratch(n, g, target) for i, n in enumerate(g.nodes)}
     return plan_memory(
         g,
         scratch,
         alias_input=lambda n, gg: get_emitter(n).alias(n, gg),
-        overlap=lambda n, gg: get_emitter(n).overlap(n, gg),
+        overlap=lambda n, gg: get_emitter(n).overlap(n, gg, target),
     )
+
+
+def target_for(board) -> str:
+    """The kernel variants a board's core runs: Helium, DSP, or plain C."""
+    if getattr(board, "mve", "none") not in ("none", "", None):
+        return "mve"
+    return "dsp" if getattr(board, "dsp", False) else "plain"
 
 
 def _c_string(s: str) -> str:
@@ -75,13 +83,17 @@ def _descriptor(g: Graph, name: str, plan: MemoryPlan) -> str:
     )
 
 
-def generate_model(g: Graph, model_name: str) -> GeneratedModel:
-    """Emit C for ``g`` (already quantized)."""
+def generate_model(g: Graph, model_name: str, target: str = "dsp") -> GeneratedModel:
+    """Emit C for ``g`` (already quantized) with the kernels and layouts of ``target``
+    ("plain", "dsp" or "mve"; see target_for). The code builds for any core; ``target``
+    picks what runs fastest on the board's."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}")
     g = prepare_graph(g)
     if len(g.tensors[g.inputs[0]].shape) > 6 or any(len(g.tensors[n].shape) > 6 for n in g.outputs):
         raise UnsupportedError("model inputs/outputs have more than 6 dimensions")
-    plan = plan_for(g)
-    c = CContext(g, plan)
+    plan = plan_for(g, target)
+    c = CContext(g, plan, target)
     functions: list[str] = []
     calls: list[str] = []
     for i, node in enumerate(g.nodes):

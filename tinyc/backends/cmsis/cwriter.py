@@ -58,6 +58,7 @@ class CContext:
 
     g: Graph
     plan: MemoryPlan
+    target: str = "dsp"  # "plain" | "dsp" | "mve": which kernel variants and layouts to use
     decls: list[str] = field(default_factory=list)
     body: list[str] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
@@ -112,6 +113,9 @@ class CContext:
         return f"(({ctype} *)(tinyc_arena + {self.plan.offsets[tensor]}))"
 
     def scratch(self, ctype: str = "int8_t") -> str:
+        """The node's scratch buffer, or a null pointer when it needs none."""
+        if self._node_index not in self.plan.scratch:
+            return "0"
         offset, _ = self.plan.scratch[self._node_index]
         return f"(({ctype} *)(tinyc_arena + {offset}))"
 

@@ -13,15 +13,15 @@ from tinyc.planner import Overlap
 class Emitter:
     kinds: ClassVar[tuple[str, ...]]
 
-    def scratch(self, node: Node, g: Graph) -> int:
-        """Bytes of kernel scratch the node needs (planned into the arena)."""
+    def scratch(self, node: Node, g: Graph, target: str) -> int:
+        """Bytes of kernel scratch the node needs on ``target`` (planned into the arena)."""
         return 0
 
     def alias(self, node: Node, g: Graph) -> tuple[int, str] | None:
         """(input index, "view" | "inplace") when the output may live in that input's bytes."""
         return None
 
-    def overlap(self, node: Node, g: Graph) -> Overlap | None:
+    def overlap(self, node: Node, g: Graph, target: str) -> Overlap | None:
         """How far the output may reach into the input the kernel consumes in order
         (see tinyc.planner.Overlap), or None."""
         return None

@@ -7,6 +7,7 @@ import numpy as np
 
 from tinyc.backends.cmsis.cwriter import CContext
 from tinyc.backends.cmsis.emit.base import Emitter, emitter, require_int8
+from tinyc.backends.cmsis.emit.matrix import CHANNELS, QUADS, MatrixLayout, layout_for
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import attr, get_op
@@ -14,8 +15,6 @@ from tinyc.ir.ops.conv import Requant
 from tinyc.planner import Overlap
 
 INT32 = (-(1 << 31), (1 << 31) - 1)
-#: bytes per int8 value in an expanded matrix row (int16 pairs on DSP cores)
-ROW_BYTES = 2
 
 
 def folded_bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.ndarray:
@@ -27,49 +26,12 @@ def folded_bias(node: Node, g: Graph, rq: Requant, fold_zero_point: bool) -> np.
     bias = np.zeros(out_c, np.int64) if b is None else b.data.astype(np.int64).reshape(-1)
     if fold_zero_point:
         # sum((x - zp) * w) = sum(x * w) - zp * sum(w): the second term is a constant.
-        wsum = w.data.reshape(out_c, -1).astype(np.int64).sum(axis=1)
+        axis = get_op(node.op).weight_axis  # the output-channel axis of the weights
+        wsum = np.moveaxis(w.data, axis, 0).reshape(out_c, -1).astype(np.int64).sum(axis=1)
         bias = bias - rq.input_zp * wsum
     if bias.min(initial=0) < INT32[0] or bias.max(initial=0) > INT32[1]:
         raise UnsupportedError(f"node {node.name!r}: folded bias exceeds int32")
     return bias
-
-
-def requant_records(
-    c: CContext, tag: str, rq: Requant, bias: np.ndarray, pairs: bool
-) -> tuple[str, int]:
-    """The requantization constants tinyc_nn.h reads, and its right_only flag.
-
-    Per channel {bias, multiplier, shift}, or with ``pairs`` per channel pair {bias a,
-    bias b, multiplier a, multiplier b, shift a, shift b} (an odd count padded with a dummy
-    channel). With right_only every shift is a right shift and is stored as its amount."""
-    right_only = int(bool(np.all(rq.shift <= -1)))
-    shift = -rq.shift if right_only else rq.shift
-    n = len(bias)
-    padded = n + (n % 2 if pairs else 0)
-    recs = np.zeros((padded, 3), np.int64)
-    recs[:, 2] = 1 if right_only else 0
-    recs[:n, 0], recs[:n, 1], recs[:n, 2] = bias, rq.multiplier, shift
-    if pairs:
-        recs = recs.reshape(padded // 2, 2, 3).transpose(0, 2, 1)
-    return c.const_array(f"q_{tag}", recs.astype(np.int32), "int32_t"), right_only
-
-
-def matrix_scratch(k4: int) -> int:
-    """Bytes tinyc_nn.h's TINYC_MM_SCRATCH(k4) may take (three int16-expanded rows on DSP
-    cores, two int8 rows elsewhere)."""
-    return 3 * k4 * ROW_BYTES
-
-
-def pack_pairs(w2d: np.ndarray) -> np.ndarray:
-    """[out_c, k] int8 -> uint32 words, channel pairs interleaved per 4-byte group
-    (the layout tinyc_mm_s8 reads), k padded to a multiple of 4, out_c to even."""
-    out_c, k = w2d.shape
-    k4 = (k + 3) // 4 * 4
-    oc2 = (out_c + 1) // 2 * 2
-    padded = np.zeros((oc2, k4), np.int8)
-    padded[:out_c, :k] = w2d
-    inter = padded.reshape(oc2 // 2, 2, k4 // 4, 4).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(inter).reshape(-1).view("<u4").astype(np.uint32)
 
 
 def _geometry(node: Node, g: Graph) -> dict[str, int]:
@@ -94,10 +56,12 @@ def _geometry(node: Node, g: Graph) -> dict[str, int]:
     }
 
 
-def conv_lead(geo: dict[str, int], direct: bool) -> int:
-    """The overlap lead of tinyc_conv_s8: it gathers each block of output pixels (2 or 3,
-    by core) before writing them, in order, so after a block the output written so far
-    must end before the first input byte any later pixel reads."""
+def conv_lead(geo: dict[str, int], direct: bool, layout: MatrixLayout) -> int:
+    """The overlap lead of tinyc_conv_s8. Pair layouts copy each block of output pixels'
+    rows into scratch (block sizes by core) before writing them, in order; so after a block,
+    the output written so far must end before the first input byte a later pixel reads.
+    The quad layout reads a direct (1x1) row in place while writing that pixel's outputs,
+    so there the pixel's own input counts as still needed."""
     out_h, out_w, out_c = geo["out_h"], geo["out_w"], geo["out_c"]
     in_w, in_c = geo["in_w"], geo["in_c"]
     pixels = out_h * out_w
@@ -111,11 +75,15 @@ def conv_lead(geo: dict[str, int], direct: bool) -> int:
     # smallest first byte over every pixel from p on
     need = np.minimum.accumulate(first[::-1])[::-1]
     in_size = geo["in_h"] * in_w * in_c
+    reads_in_place = direct and layout.quads
     lead = -(1 << 30)
-    for block in (2, 3):
+    for block in layout.block_rows:
         for start in range(0, pixels, block):
             end = min(start + block, pixels)
-            nxt = int(need[end]) if end < pixels else in_size
+            if reads_in_place:
+                nxt = int(need[start])
+            else:
+                nxt = int(need[end]) if end < pixels else in_size
             lead = max(lead, end * out_c - nxt)
     return lead
 
@@ -146,6 +114,11 @@ def _per_image(c: CContext, node: Node, g: Graph, make_call) -> None:
         )
 
 
+def _records(c: CContext, tag: str, layout: MatrixLayout, rq: Requant, bias: np.ndarray):
+    recs, right_only = layout.records(rq, bias)
+    return c.const_array(f"q_{tag}", recs, "int32_t"), right_only
+
+
 @emitter
 class ConvEmitter(Emitter):
     kinds = ("CONV_2D",)
@@ -157,91 +130,82 @@ class ConvEmitter(Emitter):
         assert w is not None
         return w.shape[3]
 
-    def direct(self, node: Node, g: Graph) -> bool:
+    def direct(self, node: Node, g: Graph, layout: MatrixLayout) -> bool:
         geo = _geometry(node, g)
-        return (
-            (geo["k_h"], geo["k_w"]) == (1, 1)
-            and tuple(attr(node, "pads")) == (0, 0, 0, 0)
-            and self.group_in_c(node, g) % 4 == 0
+        return layout.conv_direct(
+            (geo["k_h"], geo["k_w"]), tuple(attr(node, "pads")), self.group_in_c(node, g)
         )
 
-    def scratch(self, node, g):
+    def scratch(self, node, g, target):
+        layout = layout_for(target)
         geo = _geometry(node, g)
-        k4 = (geo["k_h"] * geo["k_w"] * self.group_in_c(node, g) + 3) // 4 * 4
-        return matrix_scratch(k4) + (0 if self.direct(node, g) else k4)
+        k = geo["k_h"] * geo["k_w"] * self.group_in_c(node, g)
+        return layout.conv_scratch(k, self.direct(node, g, layout))
 
-    def overlap(self, node, g):
+    def overlap(self, node, g, target):
         x = g.inp(node, 0)
         assert x is not None
         if x.shape[0] != 1 or self.group_in_c(node, g) != x.shape[3]:
             return None
-        return Overlap(node.inputs[0], conv_lead(_geometry(node, g), self.direct(node, g)))
+        layout = layout_for(target)
+        lead = conv_lead(_geometry(node, g), self.direct(node, g, layout), layout)
+        return Overlap(node.inputs[0], lead)
 
     def emit(self, node, g, c):
         require_int8(node, g)
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
+        layout = layout_for(c.target)
         geo = _geometry(node, g)
         groups = geo["in_c"] // w.shape[3]
         cin, cout = w.shape[3], geo["out_c"] // groups
         rq = get_op("CONV_2D").requant(node, g)
         # each output channel's weights only meet its own group's inputs: the same fold
         bias = folded_bias(node, g, rq, True)
-        direct = self.direct(node, g)
-        scratch = c.scratch()
+        direct = self.direct(node, g, layout)
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S")
+        dims = (
+            geo["in_h"],
+            geo["in_w"],
+            cin,
+            geo["in_c"],
+            geo["out_h"],
+            geo["out_w"],
+            cout,
+            geo["out_c"],
+            geo["k_h"],
+            geo["k_w"],
+            geo["s_h"],
+            geo["s_w"],
+            geo["dil_h"],
+            geo["dil_w"],
+            geo["pad_t"],
+            geo["pad_l"],
+            rq.input_zp,
+            int(direct),
+        )
         for gi in range(groups):
             part = slice(gi * cout, (gi + 1) * cout)
-            sub = Requant(
-                rq.multiplier[part],
-                rq.shift[part],
-                rq.input_zp,
-                rq.output_zp,
-                rq.act_min,
-                rq.act_max,
-            )
+            sub = Requant(rq.multiplier[part], rq.shift[part], rq.input_zp, rq.output_zp,
+                          rq.act_min, rq.act_max)  # fmt: skip
             tag = node.name if groups == 1 else f"{node.name}_g{gi}"
-            q, right_only = requant_records(c, tag, sub, bias[part], pairs=True)
-            wsym = c.const_array(f"w_{tag}", pack_pairs(w.data[part].reshape(cout, -1)), "uint32_t")
-            dims = ", ".join(
-                str(v)
-                for v in (
-                    geo["in_h"],
-                    geo["in_w"],
-                    cin,
-                    geo["in_c"],
-                    geo["out_h"],
-                    geo["out_w"],
-                    cout,
-                    geo["out_c"],
-                    geo["k_h"],
-                    geo["k_w"],
-                    geo["s_h"],
-                    geo["s_w"],
-                    geo["dil_h"],
-                    geo["dil_w"],
-                    geo["pad_t"],
-                    geo["pad_l"],
-                )
-            )
-            _per_image(
-                c,
-                node,
-                g,
-                lambda i, o, gi=gi, dims=dims, wsym=wsym, q=q, right_only=right_only: (
-                    f"tinyc_conv_s8({i} + {gi * cin}, {dims}, {rq.input_zp}, {int(direct)}, "
-                    f"{wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
-                    f"{o} + {gi * cout}, {scratch});"
-                ),
-            )
+            q, right_only = _records(c, tag, layout, sub, bias[part])
+            wdata, ctype = layout.pack_weights(w.data[part].reshape(cout, -1))
+            wsym = c.const_array(f"w_{tag}", wdata, ctype)
+            args = ", ".join(str(v) for v in dims)
+            tail = (f"{layout.code}, {wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, "
+                    f"{right_only}")  # fmt: skip
+            _per_image(c, node, g, lambda i, o, gi=gi, args=args, tail=tail: (
+                f"tinyc_conv_s8({i} + {gi * cin}, {args}, {tail}, {o} + {gi * cout}, "
+                f"{c.scratch()});"))  # fmt: skip
 
 
 @emitter
 class DepthwiseEmitter(Emitter):
     kinds = ("DEPTHWISE_CONV_2D",)
 
-    def overlap(self, node, g):
+    def overlap(self, node, g, target):
         x = g.inp(node, 0)
         assert x is not None
         geo = _geometry(node, g)
@@ -249,7 +213,7 @@ class DepthwiseEmitter(Emitter):
             return None
         return Overlap(node.inputs[0], depthwise_lead(geo))
 
-    def scratch(self, node, g):
+    def scratch(self, node, g, target):
         if attr(node, "depth_multiplier") != 1:
             return 0
         geo = _geometry(node, g)
@@ -263,71 +227,51 @@ class DepthwiseEmitter(Emitter):
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
         geo = _geometry(node, g)
-        bias = folded_bias(node, g, rq, False)
         if attr(node, "depth_multiplier") != 1 or geo["k_h"] > 16:
             from tinyc.backends.cmsis.emit.generic import emit_depthwise_generic
 
-            emit_depthwise_generic(node, g, c, rq, bias)
+            emit_depthwise_generic(node, g, c, rq, folded_bias(node, g, rq, False))
             return
-        q, right_only = requant_records(c, node.name, rq, bias, pairs=False)
+        # Helium: channel quads, the zero point folded (the ring rows hold it where the
+        # input is padded); elsewhere per-channel records, inputs offset as they load
+        layout = QUADS if c.target == "mve" else CHANNELS
+        bias = folded_bias(node, g, rq, layout.quads)
+        q, right_only = _records(c, node.name, layout, rq, bias)
+        wl = "TINYC_WL_QUADS" if layout.quads else "TINYC_WL_PAIRS"
         wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
-        dims = ", ".join(
-            str(geo[k])
-            for k in (
-                "in_h",
-                "in_w",
-                "in_c",
-                "out_h",
-                "out_w",
-                "k_h",
-                "k_w",
-                "s_h",
-                "s_w",
-                "dil_h",
-                "dil_w",
-                "pad_t",
-                "pad_l",
-            )
-        )
+        keys = ("in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w", "s_h", "s_w", "dil_h",
+                "dil_w", "pad_t", "pad_l")  # fmt: skip
+        dims = ", ".join(str(geo[k]) for k in keys)
         c.need_header("tinyc_nn.h")
-        _per_image(
-            c,
-            node,
-            g,
-            lambda i, o: (
-                f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wsym}, {q}, {rq.output_zp}, "
-                f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()});"
-            ),
-        )
+        _per_image(c, node, g, lambda i, o: (
+            f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wl}, {wsym}, {q}, {rq.output_zp}, "
+            f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()});"))  # fmt: skip
 
 
 @emitter
 class FullyConnectedEmitter(Emitter):
     kinds = ("FULLY_CONNECTED",)
 
-    def scratch(self, node, g):
-        w = g.inp(node, 1)
-        assert w is not None
-        k = w.shape[1]
-        k4 = (k + 3) // 4 * 4
-        return matrix_scratch(k4) + (k4 if k != k4 else 0)
+    def scratch(self, node, g, target):
+        w, x = g.inp(node, 1), g.inp(node, 0)
+        assert w is not None and x is not None
+        return layout_for(target).fc_scratch(w.shape[1], x.size // w.shape[1])
 
     def emit(self, node, g, c):
         require_int8(node, g)
+        layout = layout_for(c.target)
         rq = get_op("FULLY_CONNECTED").requant(node, g)
         w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and w.data is not None and x is not None
         out_c, k = w.shape
-        rows = x.size // k
-        k4 = (k + 3) // 4 * 4
-        q, right_only = requant_records(
-            c, node.name, rq, folded_bias(node, g, rq, True), pairs=True
-        )
-        wsym = c.const_array(f"w_{node.name}", pack_pairs(w.data), "uint32_t")
+        q, right_only = _records(c, node.name, layout, rq, folded_bias(node, g, rq, True))
+        wdata, ctype = layout.pack_weights(w.data)
+        wsym = c.const_array(f"w_{node.name}", wdata, ctype)
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S")
+        scratch = c.scratch()
         c.call(
-            f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {rows}, {k}, {k4}, {out_c}, {wsym}, {q}, "
-            f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
-            f"{c.ptr(node.outputs[0])}, {c.scratch()});"
+            f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {layout.code}, "
+            f"{wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
+            f"{c.ptr(node.outputs[0])}, {scratch});"
         )
