@@ -158,6 +158,9 @@ TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int3
 }
 
 #if TINYC_MVE
+void tinyc_mm2x4_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t k,
+                     int32_t quads, const int32_t *q, int32_t *acc);
+
 /* Requantize four int32 lanes (right shifts only) and store them as int8. */
 #define TINYC_MVE_RQ_STORE(ACC, QC, DST, PRED)                      \
   do {                                                              \
@@ -190,68 +193,68 @@ TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int3
 #endif
 
 /* Quad layout: one or two rows of k values (any k; the weights are padded to 16) into
- * o0 (and o1). Helium runs two rows x four channels per pass. */
+ * o0 (and o1). Helium: two rows x four channels per block in tinyc_mm_mve.S, one row with
+ * VMLADAV intrinsics; elsewhere plain C. */
 TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t k,
                                     const int8_t *w, int32_t out_c, const int32_t *q, int32_t zp,
                                     int32_t lo, int32_t hi, int32_t right_only, int8_t *o0,
                                     int8_t *o1) {
-  const int32_t blocks = k / 16, tail = k % 16;
+  const int32_t wquad = 64 * ((k + 15) / 16); /* weight bytes per quad */
   int32_t oc;
-  for (oc = 0; oc < out_c; oc += 4, q += 12) {
 #if TINYC_MVE
-    int32_t a0 = q[0], a1 = q[1], a2 = q[2], a3 = q[3];
-    int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-    const int8_t *x = r0, *y = r1;
-    int32_t b;
-    if (r1) {
-      for (b = 0; b < blocks; ++b, x += 16, y += 16, w += 64) {
-        const int8x16_t xv = vldrbq_s8(x), yv = vldrbq_s8(y);
-        const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16);
-        const int8x16_t w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
-        a0 = vmladavaq_s8(a0, xv, w0);
-        b0 = vmladavaq_s8(b0, yv, w0);
-        a1 = vmladavaq_s8(a1, xv, w1);
-        b1 = vmladavaq_s8(b1, yv, w1);
-        a2 = vmladavaq_s8(a2, xv, w2);
-        b2 = vmladavaq_s8(b2, yv, w2);
-        a3 = vmladavaq_s8(a3, xv, w3);
-        b3 = vmladavaq_s8(b3, yv, w3);
+  if (r1) {
+    /* a chunk of up to eight quads per call of the assembly kernel */
+    int32_t acc[64];
+    while (oc = 0, out_c > 0) {
+      const int32_t quads = (out_c + 3) / 4 < 8 ? (out_c + 3) / 4 : 8;
+      int32_t j;
+      tinyc_mm2x4_mve(r0, r1, w, k, quads, q, acc);
+      for (j = 0; j < quads; ++j, oc += 4) {
+        const int32_t *qj = q + 12 * j;
+        if (right_only) {
+          const mve_pred16_t pj = vctp32q((uint32_t)(out_c - oc));
+          TINYC_MVE_RQ_STORE(vldrwq_s32(acc + 8 * j), qj, o0 + oc, pj);
+          TINYC_MVE_RQ_STORE(vldrwq_s32(acc + 8 * j + 4), qj, o1 + oc, pj);
+        } else {
+          int32_t i;
+          for (i = 0; i < 4 && oc + i < out_c; ++i) {
+            o0[oc + i] = (int8_t)tinyc_rq_s8(acc[8 * j + i], qj[4 + i], qj[8 + i], zp, lo, hi, 0);
+            o1[oc + i] =
+                (int8_t)tinyc_rq_s8(acc[8 * j + 4 + i], qj[4 + i], qj[8 + i], zp, lo, hi, 0);
+          }
+        }
       }
-      if (tail) {
-        const mve_pred16_t p = vctp8q((uint32_t)tail);
-        const int8x16_t xv = vldrbq_z_s8(x, p), yv = vldrbq_z_s8(y, p);
-        const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16);
-        const int8x16_t w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
-        a0 = vmladavaq_s8(a0, xv, w0);
-        b0 = vmladavaq_s8(b0, yv, w0);
-        a1 = vmladavaq_s8(a1, xv, w1);
-        b1 = vmladavaq_s8(b1, yv, w1);
-        a2 = vmladavaq_s8(a2, xv, w2);
-        b2 = vmladavaq_s8(b2, yv, w2);
-        a3 = vmladavaq_s8(a3, xv, w3);
-        b3 = vmladavaq_s8(b3, yv, w3);
-        w += 64;
-      }
-      TINYC_MVE_RQ4(b0, b1, b2, b3, o1);
-    } else {
-      for (b = 0; b < blocks; ++b, x += 16, w += 64) {
-        const int8x16_t xv = vldrbq_s8(x);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
-      }
-      if (tail) {
-        const int8x16_t xv = vldrbq_z_s8(x, vctp8q((uint32_t)tail));
-        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w + 16));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w + 32));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w + 48));
-        w += 64;
-      }
+      w += quads * wquad;
+      q += quads * 12;
+      o0 += quads * 4;
+      o1 += quads * 4;
+      out_c -= quads * 4;
+    }
+    return;
+  }
+  for (oc = 0; oc < out_c; oc += 4, q += 12, w += wquad) {
+    const int32_t blocks = k / 16, tail = k % 16;
+    const int8_t *x = r0;
+    const int8_t *wb = w;
+    int32_t a0 = q[0], a1 = q[1], a2 = q[2], a3 = q[3], b;
+    for (b = 0; b < blocks; ++b, x += 16, wb += 64) {
+      const int8x16_t xv = vldrbq_s8(x);
+      a0 = vmladavaq_s8(a0, xv, vldrbq_s8(wb));
+      a1 = vmladavaq_s8(a1, xv, vldrbq_s8(wb + 16));
+      a2 = vmladavaq_s8(a2, xv, vldrbq_s8(wb + 32));
+      a3 = vmladavaq_s8(a3, xv, vldrbq_s8(wb + 48));
+    }
+    if (tail) {
+      const int8x16_t xv = vldrbq_z_s8(x, vctp8q((uint32_t)tail));
+      a0 = vmladavaq_s8(a0, xv, vldrbq_s8(wb));
+      a1 = vmladavaq_s8(a1, xv, vldrbq_s8(wb + 16));
+      a2 = vmladavaq_s8(a2, xv, vldrbq_s8(wb + 32));
+      a3 = vmladavaq_s8(a3, xv, vldrbq_s8(wb + 48));
     }
     TINYC_MVE_RQ4(a0, a1, a2, a3, o0);
+  }
 #else
+  for (oc = 0; oc < out_c; oc += 4, q += 12, w += wquad) {
     int32_t j, r;
     for (r = 0; r < (r1 ? 2 : 1); ++r) {
       const int8_t *row = r ? r1 : r0;
@@ -263,11 +266,8 @@ TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t 
                                           lo, hi, right_only);
       }
     }
-    w += ((k + 15) / 16) * 64;
-    (void)blocks;
-    (void)tail;
-#endif
   }
+#endif
 }
 
 /* Copy the receptive field of output pixel (oy, ox) into `row` (k padded to k4 with
@@ -604,6 +604,73 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
 #endif
     tinyc_dw_row_s8(rowp, out_w, ch, k_h, k_w, s_w, dil_w, in_zp, wl, w, q, zp, lo, hi,
                     right_only, out + oy * out_w * ch);
+  }
+}
+
+/* ADD (sign 1) / SUB (sign -1) of two int8 tensors of n elements each, no broadcasting.
+ * Scalar cores look each input's rescaled value up in a table of 256 int32 that tinyc fills
+ * from the op's reference (TFLM's (x - zp) << 20 times the input multiplier); Helium
+ * computes them four lanes at a time (used when every shift is a right shift). The sum is
+ * requantized with the output multiplier/shift (TFLite's signed shift). */
+TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, const int8_t *y,
+                                    const int32_t *tx, const int32_t *ty, int32_t vec,
+                                    int32_t x_zp, int32_t y_zp, int32_t x_mult, int32_t x_shift,
+                                    int32_t y_mult, int32_t y_shift, int32_t o_mult,
+                                    int32_t o_shift, int32_t zp, int32_t lo, int32_t hi,
+                                    int8_t *out) {
+  int32_t i = 0;
+#if TINYC_MVE
+  if (vec) {
+    for (; i < n; i += 4) {
+      const mve_pred16_t p = vctp32q((uint32_t)(n - i));
+      int32x4_t a = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp), 20);
+      int32x4_t b = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp), 20);
+      a = vqrdmulhq_n_s32(a, x_mult);
+      b = vqrdmulhq_n_s32(b, y_mult);
+      a = vrshlq_n_s32(vaddq_s32(a, vshrq_n_s32(a, 31)), x_shift);
+      b = vrshlq_n_s32(vaddq_s32(b, vshrq_n_s32(b, 31)), y_shift);
+      a = sign > 0 ? vaddq_s32(a, b) : vsubq_s32(a, b);
+      a = vqrdmulhq_n_s32(a, o_mult);
+      a = vrshlq_n_s32(vaddq_s32(a, vshrq_n_s32(a, 31)), o_shift);
+      a = vaddq_n_s32(a, zp);
+      a = vminq_s32(vmaxq_s32(a, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+      vstrbq_p_s32(out + i, a, p);
+    }
+    return;
+  }
+#endif
+  (void)vec, (void)x_zp, (void)y_zp, (void)x_mult, (void)x_shift, (void)y_mult, (void)y_shift;
+  for (; i < n; ++i) {
+    const int32_t raw = sign > 0 ? tx[(uint8_t)x[i]] + ty[(uint8_t)y[i]]
+                                 : tx[(uint8_t)x[i]] - ty[(uint8_t)y[i]];
+    out[i] = (int8_t)tinyc_rq_s8(raw, o_mult, o_shift, zp, lo, hi, 0);
+  }
+}
+
+/* MUL of two int8 tensors of n elements each, no broadcasting. */
+TINYC_INLINE void tinyc_mul_n_s8(int32_t n, const int8_t *x, const int8_t *y, int32_t x_zp,
+                                 int32_t y_zp, int32_t mult, int32_t shift, int32_t vec,
+                                 int32_t zp, int32_t lo, int32_t hi, int8_t *out) {
+  int32_t i = 0;
+#if TINYC_MVE
+  if (vec) {
+    for (; i < n; i += 4) {
+      const mve_pred16_t p = vctp32q((uint32_t)(n - i));
+      const int32x4_t a = vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp);
+      const int32x4_t b = vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp);
+      int32x4_t t = vqrdmulhq_n_s32(vmulq_s32(a, b), mult);
+      t = vrshlq_n_s32(vaddq_s32(t, vshrq_n_s32(t, 31)), shift);
+      t = vaddq_n_s32(t, zp);
+      t = vminq_s32(vmaxq_s32(t, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+      vstrbq_p_s32(out + i, t, p);
+    }
+    return;
+  }
+#endif
+  (void)vec;
+  for (; i < n; ++i) {
+    const int32_t prod = ((int32_t)x[i] - x_zp) * ((int32_t)y[i] - y_zp);
+    out[i] = (int8_t)tinyc_rq_s8(prod, mult, shift, zp, lo, hi, 0);
   }
 }
 

@@ -164,7 +164,7 @@ class ConvEmitter(Emitter):
         bias = folded_bias(node, g, rq, True)
         direct = self.direct(node, g, layout)
         c.need_header("tinyc_nn.h")
-        c.need("tinyc_mm_dsp.S")
+        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S")
         dims = (
             geo["in_h"],
             geo["in_w"],
@@ -268,7 +268,7 @@ class FullyConnectedEmitter(Emitter):
         wdata, ctype = layout.pack_weights(w.data)
         wsym = c.const_array(f"w_{node.name}", wdata, ctype)
         c.need_header("tinyc_nn.h")
-        c.need("tinyc_mm_dsp.S")
+        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S")
         scratch = c.scratch()
         c.call(
             f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {layout.code}, "

@@ -7,6 +7,7 @@ import numpy as np
 from tinyc.backends.cmsis.cwriter import CContext
 from tinyc.backends.cmsis.emit.base import Emitter, emitter, require_int8
 from tinyc.errors import UnsupportedError
+from tinyc.ir.fixedpoint import multiply_by_quantized_multiplier
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import get_op
 
@@ -40,6 +41,18 @@ def same_shape_input(node: Node, g: Graph) -> tuple[int, str] | None:
     return None
 
 
+def no_broadcast(node: Node, g: Graph) -> bool:
+    return all(g.tensors[i].shape == g.out(node).shape for i in node.inputs)
+
+
+def rescale_table(zp: int, multiplier: int, shift: int, left_shift: int) -> np.ndarray:
+    """TFLM's rescaled ADD/SUB input for each of the 256 int8 values, by (uint8) index."""
+    x = np.arange(256, dtype=np.uint8).view(np.int8).astype(np.int64)
+    return multiply_by_quantized_multiplier((x - zp) << left_shift, multiplier, shift).astype(
+        np.int32
+    )
+
+
 @emitter
 class AddSubEmitter(Emitter):
     kinds = ("ADD", "SUB")
@@ -49,6 +62,9 @@ class AddSubEmitter(Emitter):
 
     def emit(self, node, g, c):
         require_int8(node, g)
+        if no_broadcast(node, g):
+            self.emit_flat(node, g, c)
+            return
         p = get_op(node.op).arith(node, g)
         fields = ", ".join(
             str(v)
@@ -76,6 +92,33 @@ class AddSubEmitter(Emitter):
             f"{c.ptr(node.inputs[1])}, {c.ptr(node.outputs[0])});"
         )
 
+    def emit_flat(self, node: Node, g: Graph, c: CContext) -> None:
+        """Same-shape operands: one always-inline loop (tables on scalar cores, Helium
+        vectors when every shift is a right shift and the left shift is TFLM's 20)."""
+        p = get_op(node.op).arith(node, g)
+        vec = int(c.target == "mve" and max(p.input1_shift, p.input2_shift, p.output_shift) <= -1
+                  and p.left_shift == 20)  # fmt: skip
+        if vec:
+            tx = ty = "0"
+        else:
+            tx = c.const_array(
+                f"tx_{node.name}",
+                rescale_table(p.input1_zp, p.input1_multiplier, p.input1_shift, p.left_shift),
+                "int32_t",
+            )
+            ty = c.const_array(
+                f"ty_{node.name}",
+                rescale_table(p.input2_zp, p.input2_multiplier, p.input2_shift, p.left_shift),
+                "int32_t",
+            )
+        sign = 1 if node.op == "ADD" else -1
+        c.need_header("tinyc_nn.h")
+        c.call(f"tinyc_addsub_n_s8({g.out(node).size}, {sign}, {c.ptr(node.inputs[0])}, "
+               f"{c.ptr(node.inputs[1])}, {tx}, {ty}, {vec}, {p.input1_zp}, {p.input2_zp}, "
+               f"{p.input1_multiplier}, {p.input1_shift}, {p.input2_multiplier}, "
+               f"{p.input2_shift}, {p.output_multiplier}, {p.output_shift}, {p.output_zp}, "
+               f"{p.act_min}, {p.act_max}, {c.ptr(node.outputs[0])});")  # fmt: skip
+
 
 @emitter
 class MulEmitter(Emitter):
@@ -87,6 +130,14 @@ class MulEmitter(Emitter):
     def emit(self, node, g, c):
         require_int8(node, g)
         p = get_op("MUL").arith(node, g)
+        if no_broadcast(node, g):
+            vec = int(c.target == "mve" and p.shift <= -1)
+            c.need_header("tinyc_nn.h")
+            c.call(f"tinyc_mul_n_s8({g.out(node).size}, {c.ptr(node.inputs[0])}, "
+                   f"{c.ptr(node.inputs[1])}, {p.input1_zp}, {p.input2_zp}, {p.multiplier}, "
+                   f"{p.shift}, {vec}, {p.output_zp}, {p.act_min}, {p.act_max}, "
+                   f"{c.ptr(node.outputs[0])});")  # fmt: skip
+            return
         fields = ", ".join(
             str(v)
             for v in (
