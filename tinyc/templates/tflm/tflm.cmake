@@ -57,6 +57,11 @@ endif()
 {% for d in deps.third_party %}
 tinyc_tflm_dep({{ d.var }} {{ d.name }} "{{ d.url }}" "{{ d.md5 }}" "{{ d.downloads }}")
 {% endfor %}
+{% for d in deps.ethos_u %}
+if(TINYC_ETHOS_U)
+  tinyc_tflm_dep({{ d.var }} {{ d.name }} "{{ d.url }}" "{{ d.md5 }}" "{{ d.downloads }}")
+endif()
+{% endfor %}
 
 set(_micro "${TFLM_DIR}/tensorflow/lite/micro")
 file(GLOB _tflm_core
@@ -89,7 +94,9 @@ function(tinyc_specialize list_var dir)
 endfunction()
 tinyc_specialize(_tflm_kernels "${_micro}/kernels/cmsis_nn")
 {% if ethos_u %}
-tinyc_specialize(_tflm_kernels "${_micro}/kernels/ethos_u")
+if(TINYC_ETHOS_U)
+  tinyc_specialize(_tflm_kernels "${_micro}/kernels/ethos_u")
+endif()
 {% endif %}
 # debug_log.cc of cortex_m_generic prints through a callback the firmware registers.
 tinyc_specialize(_tflm_core "${_micro}/cortex_m_generic")
@@ -99,15 +106,32 @@ list(APPEND _tflm_core "${_micro}/micro_time.cc")
 file(GLOB_RECURSE _cmsis_nn_srcs "${CMSIS_NN_DIR}/Source/*.c")
 list(FILTER _cmsis_nn_srcs EXCLUDE REGEX "(_f16|_f32|arm_nntables_flt)\\.c$")
 
-add_library(tflm STATIC ${_tflm_core} ${_tfl_shared} ${_tflm_kernels} ${_cmsis_nn_srcs})
-target_include_directories(tflm SYSTEM PUBLIC
+set(_ethosu_srcs "")
+{% if ethos_u %}
+if(TINYC_ETHOS_U)
+  # Ethos-U: TFLM's ethos-u operator and the NPU driver
+  set(_ethosu_srcs
+    "${ETHOSU_DRIVER_DIR}/src/ethosu_driver.c"
+    "${ETHOSU_DRIVER_DIR}/src/ethosu_pmu.c"
+    "${ETHOSU_DRIVER_DIR}/src/ethosu_device_{{ 'u85' if npu_arch == 'u85' else 'u55_u65' }}.c")
+  target_include_directories(tflm_headers SYSTEM INTERFACE
+    "${ETHOSU_DRIVER_DIR}/include" "${ETHOSU_DRIVER_DIR}/src" "${CMSIS_DIR}/CMSIS/Core/Include")
+  target_compile_definitions(tflm_headers INTERFACE
+    TINYC_NPU ETHOSU_ARCH={{ npu_arch }} ETHOS{{ npu_arch|upper }}
+    ETHOSU_LOG_SEVERITY=ETHOSU_LOG_WARN)
+endif()
+{% endif %}
+
+# Headers and definitions every user of TFLM needs.
+add_library(tflm_headers INTERFACE)
+target_include_directories(tflm_headers SYSTEM INTERFACE
   "${TFLM_DIR}"
   "${FLATBUFFERS_DIR}/include"
   "${GEMMLOWP_DIR}"
   "${RUY_DIR}"
   "${CMSIS_NN_DIR}"
   "${CMSIS_NN_DIR}/Include")
-target_compile_definitions(tflm PUBLIC
+target_compile_definitions(tflm_headers INTERFACE
   TF_LITE_STATIC_MEMORY
   TF_LITE_DISABLE_X86_NEON
   TF_LITE_MCU_DEBUG_LOG
@@ -119,6 +143,18 @@ target_compile_definitions(tflm PUBLIC
   FLATBUFFERS_PREFER_PRINTF=1
   $<$<NOT:$<BOOL:${TINYC_TFLM_LOGS}>>:TF_LITE_STRIP_ERROR_STRINGS>
   NDEBUG)
+
+set(TFLM_LIB "" CACHE FILEPATH
+    "a libtflm.a this file built before, for the same core and flags (skips building TFLM)")
+if(TFLM_LIB)
+  add_library(tflm STATIC IMPORTED)
+  set_target_properties(tflm PROPERTIES IMPORTED_LOCATION "${TFLM_LIB}"
+                        INTERFACE_LINK_LIBRARIES tflm_headers)
+  return()
+endif()
+
+add_library(tflm STATIC ${_tflm_core} ${_tfl_shared} ${_tflm_kernels} ${_cmsis_nn_srcs} ${_ethosu_srcs})
+target_link_libraries(tflm PUBLIC tflm_headers)
 target_compile_options(tflm PRIVATE
   $<$<COMPILE_LANGUAGE:CXX>:-fno-rtti -fno-exceptions -fno-threadsafe-statics -std=c++17>
   $<$<COMPILE_LANGUAGE:C>:-std=c17>
