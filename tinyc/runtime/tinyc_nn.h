@@ -161,8 +161,9 @@ TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int3
 void tinyc_mm2x4_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t k,
                      int32_t quads, const int32_t *q, int32_t *acc);
 
-/* Requantize four int32 lanes (right shifts only) and store them as int8. */
-#define TINYC_MVE_RQ_STORE(ACC, QC, DST, PRED)                      \
+/* Requantize four int32 lanes (right shifts only) and store them as int8; the store is
+ * predicated only when FULL (a compile-time constant in practice) is false. */
+#define TINYC_MVE_RQ_STORE_IF(ACC, QC, DST, PRED, FULL)             \
   do {                                                              \
     int32x4_t t_ = vqrdmulhq_s32((ACC), vldrwq_s32((QC) + 4));      \
     t_ = vaddq_s32(t_, vshrq_n_s32(t_, 31));                        \
@@ -170,8 +171,13 @@ void tinyc_mm2x4_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t 
     t_ = vaddq_n_s32(t_, zp);                                       \
     t_ = vmaxq_s32(t_, vdupq_n_s32(lo));                            \
     t_ = vminq_s32(t_, vdupq_n_s32(hi));                            \
-    vstrbq_p_s32((DST), t_, (PRED));                                \
+    if (FULL) {                                                     \
+      vstrbq_s32((DST), t_);                                        \
+    } else {                                                        \
+      vstrbq_p_s32((DST), t_, (PRED));                              \
+    }                                                               \
   } while (0)
+#define TINYC_MVE_RQ_STORE(ACC, QC, DST, PRED) TINYC_MVE_RQ_STORE_IF(ACC, QC, DST, PRED, 0)
 
 /* Four accumulators of one row into lanes, requantized into out[oc..oc+3]. */
 #define TINYC_MVE_RQ4(A0, A1, A2, A3, OUT)                                         \
@@ -204,6 +210,7 @@ TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t 
 #if TINYC_MVE
   if (r1) {
     /* a chunk of up to eight quads per call of the assembly kernel */
+    const int32_t full = out_c % 4 == 0;
     int32_t acc[64];
     while (oc = 0, out_c > 0) {
       const int32_t quads = (out_c + 3) / 4 < 8 ? (out_c + 3) / 4 : 8;
@@ -213,8 +220,8 @@ TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t 
         const int32_t *qj = q + 12 * j;
         if (right_only) {
           const mve_pred16_t pj = vctp32q((uint32_t)(out_c - oc));
-          TINYC_MVE_RQ_STORE(vldrwq_s32(acc + 8 * j), qj, o0 + oc, pj);
-          TINYC_MVE_RQ_STORE(vldrwq_s32(acc + 8 * j + 4), qj, o1 + oc, pj);
+          TINYC_MVE_RQ_STORE_IF(vldrwq_s32(acc + 8 * j), qj, o0 + oc, pj, full);
+          TINYC_MVE_RQ_STORE_IF(vldrwq_s32(acc + 8 * j + 4), qj, o1 + oc, pj, full);
         } else {
           int32_t i;
           for (i = 0; i < 4 && oc + i < out_c; ++i) {
@@ -529,10 +536,10 @@ TINYC_INLINE void tinyc_dw_row_mve_s8(const int8_t *const *rowp, int32_t n, int3
           }
         }
       }
-      TINYC_MVE_RQ_STORE(a0, qc, o + px * ch + c, pc);
-      TINYC_MVE_RQ_STORE(a1, qc, o + (px + 1) * ch + c, pc);
-      TINYC_MVE_RQ_STORE(a2, qc, o + (px + 2) * ch + c, pc);
-      TINYC_MVE_RQ_STORE(a3, qc, o + (px + 3) * ch + c, pc);
+      TINYC_MVE_RQ_STORE_IF(a0, qc, o + px * ch + c, pc, ch % 4 == 0);
+      TINYC_MVE_RQ_STORE_IF(a1, qc, o + (px + 1) * ch + c, pc, ch % 4 == 0);
+      TINYC_MVE_RQ_STORE_IF(a2, qc, o + (px + 2) * ch + c, pc, ch % 4 == 0);
+      TINYC_MVE_RQ_STORE_IF(a3, qc, o + (px + 3) * ch + c, pc, ch % 4 == 0);
     }
   }
   for (; px < n; ++px) {
@@ -548,7 +555,7 @@ TINYC_INLINE void tinyc_dw_row_mve_s8(const int8_t *const *rowp, int32_t n, int3
                                        TINYC_MVE_LD4(w + (ky * k_w + kx) * ch + c)));
         }
       }
-      TINYC_MVE_RQ_STORE(a0, qc, o + px * ch + c, pc);
+      TINYC_MVE_RQ_STORE_IF(a0, qc, o + px * ch + c, pc, ch % 4 == 0);
     }
   }
 }
