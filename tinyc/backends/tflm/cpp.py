@@ -40,6 +40,7 @@ RESOLVER: dict[str, Registration] = {
     "FULLY_CONNECTED": Registration(
         "AddFullyConnected", "Register_FULLY_CONNECTED_INT8", "fully_connected.h"
     ),
+    "HARD_SWISH": Registration("AddHardSwish"),
     "LOGISTIC": Registration("AddLogistic"),
     "MAX_POOL_2D": Registration("AddMaxPool2D", "Register_MAX_POOL_2D_INT8", "pooling.h"),
     "MEAN": Registration("AddMean"),

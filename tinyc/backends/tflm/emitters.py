@@ -154,7 +154,7 @@ EMITTERS["SUB"] = _binary_options("SubOptionsT")
 EMITTERS["MUL"] = _binary_options("MulOptionsT")
 
 
-@emitter("LOGISTIC", "TANH", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE")
+@emitter("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE")
 def _plain(node: Node, g: Graph, k: Consts) -> OpRecord:
     return OpRecord(node.op, [node.inputs[0]], node.outputs)
 
