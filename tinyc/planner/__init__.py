@@ -202,8 +202,9 @@ def plan_memory(
     ):
         candidates.append(_greedy(buffers, order, pairs, hints=False))
         if pairs:
-            candidates.append(_greedy(buffers, order, pairs, hints=True))
-            candidates.append(_greedy(buffers, order, pairs, hints=True, below_zero=True))
+            for below_zero in (False, True):
+                for reserve in (False, True):
+                    candidates.append(_greedy(buffers, order, pairs, True, below_zero, reserve))
 
     def extent(offsets: list[int]) -> int:
         return max((offsets[k] + buffers[k].size for k in range(len(buffers))), default=0)
@@ -222,48 +223,65 @@ def plan_memory(
     return plan
 
 
+def _lowest_fit(forbidden: list[tuple[int, int]], start: int = 0) -> int:
+    at = start
+    moved = True
+    while moved:
+        moved = False
+        for lo, hi in forbidden:
+            if lo < at < hi:
+                at = _align(hi)
+                moved = True
+    return at
+
+
 def _greedy(
     buffers: list[Buffer],
     order: list[int],
     pairs: dict[tuple[int, int], int],
     hints: bool,
     below_zero: bool = False,
+    reserve: bool = False,
 ) -> list[int]:
     """Place buffers in ``order``, each at the lowest offset where it collides with no
-    buffer live at the same time; with ``hints``, an overlap output first tries the
-    position right behind its input."""
+    buffer live at the same time. With ``hints``, an overlap output first tries the
+    position ``lead`` bytes before its input, and an overlap input is placed with those
+    ``lead`` bytes kept free below it for as long as its output lives (``reserve``)."""
     offsets: list[int | None] = [None] * len(buffers)
     placed: list[int] = []
     hint_of = {dst: (src, lead) for (src, dst), lead in pairs.items()}
+    feeds = {src: (dst, lead) for (src, dst), lead in pairs.items()}
+
+    def forbidden_for(k: int, size: int, first: int, last: int) -> list[tuple[int, int]]:
+        probe = Buffer(buffers[k].name, size, first, last)
+        out = []
+        for j in placed:
+            if buffers[j].overlaps_in_time(probe):
+                buffers[j].offset = offsets[j]  # type: ignore[assignment]
+                out.append(_forbidden(probe, buffers[j], pairs, k, j))
+        return out
+
     for k in order:
         b = buffers[k]
-        forbidden = []
-        for j in placed:
-            if buffers[j].overlaps_in_time(b):
-                probe = Buffer(b.name, b.size, b.first, b.last)
-                other = buffers[j]
-                other.offset = offsets[j]
-                forbidden.append(_forbidden(probe, other, pairs, k, j))
-
-        def free(at: int, forbidden=forbidden) -> bool:
-            return not any(lo < at < hi for lo, hi in forbidden)
-
+        forbidden = forbidden_for(k, b.size, b.first, b.last)
         at = None
         if hints and k in hint_of and offsets[hint_of[k][0]] is not None:
             src, lead = hint_of[k]
             # may fall below zero: the whole placement is shifted up at the end
             want = (offsets[src] - lead) // ALIGN * ALIGN
-            if (want >= 0 or below_zero) and free(want):
+            if (want >= 0 or below_zero) and not any(lo < want < hi for lo, hi in forbidden):
                 at = want
+        if at is None and reserve and k in feeds and offsets[feeds[k][0]] is None:
+            dst, lead = feeds[k]
+            margin = _align(max(lead, 0))
+            if margin:
+                # room for the output to start `lead` bytes lower while both are live
+                span = forbidden_for(k, b.size + margin, b.first, buffers[dst].last)
+                cand = _lowest_fit(span) + margin
+                if not any(lo < cand < hi for lo, hi in forbidden):
+                    at = cand
         if at is None:
-            at = 0
-            moved = True
-            while moved:
-                moved = False
-                for lo, hi in forbidden:
-                    if lo < at < hi:
-                        at = _align(hi)
-                        moved = True
+            at = _lowest_fit(forbidden)
         offsets[k] = at
         placed.append(k)
     low = min((o for o in offsets if o is not None), default=0)
