@@ -48,13 +48,16 @@ def prepare_graph(g: Graph) -> Graph:
     return g
 
 
-def plan_for(g: Graph, target: str = "dsp") -> MemoryPlan:
-    scratch = {i: get_emitter(n).scratch(n, g, target) for i, n in enumerate(g.nodes)}
+def plan_for(g: Graph, target: str = "dsp", kernels: str = "tinyc") -> MemoryPlan:
+    def em(n):
+        return get_emitter(n, kernels)
+
+    scratch = {i: em(n).scratch(n, g, target) for i, n in enumerate(g.nodes)}
     return plan_memory(
         g,
         scratch,
-        alias_input=lambda n, gg: get_emitter(n).alias(n, gg),
-        overlap=lambda n, gg: get_emitter(n).overlap(n, gg, target),
+        alias_input=lambda n, gg: em(n).alias(n, gg),
+        overlap=lambda n, gg: em(n).overlap(n, gg, target),
     )
 
 
@@ -83,22 +86,25 @@ def _descriptor(g: Graph, name: str, plan: MemoryPlan) -> str:
     )
 
 
-def generate_model(g: Graph, model_name: str, target: str = "dsp") -> GeneratedModel:
+def generate_model(
+    g: Graph, model_name: str, target: str = "dsp", kernels: str = "tinyc"
+) -> GeneratedModel:
     """Emit C for ``g`` (already quantized) with the kernels and layouts of ``target``
-    ("plain", "dsp" or "mve"; see target_for). The code builds for any core; ``target``
-    picks what runs fastest on the board's."""
+    ("plain", "dsp" or "mve"; see target_for) and the kernel library ``kernels`` ("tinyc",
+    or "cmsis-nn" for CMSIS-NN calls where CMSIS-NN has the op). The code builds for any
+    core; ``target`` picks what runs fastest on the board's."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
     g = prepare_graph(g)
     if len(g.tensors[g.inputs[0]].shape) > 6 or any(len(g.tensors[n].shape) > 6 for n in g.outputs):
         raise UnsupportedError("model inputs/outputs have more than 6 dimensions")
-    plan = plan_for(g, target)
+    plan = plan_for(g, target, kernels)
     c = CContext(g, plan, target)
     functions: list[str] = []
     calls: list[str] = []
     for i, node in enumerate(g.nodes):
         c.begin_node(i)
-        get_emitter(node).emit(node, g, c)
+        get_emitter(node, kernels).emit(node, g, c)
         if not c.body:
             continue  # e.g. a RESHAPE that is a view of its input
         ins = [g.tensors[x] for x in node.inputs if x and not g.tensors[x].is_const]
