@@ -31,18 +31,29 @@ class Emitter:
 
 
 EMITTERS: dict[str, Emitter] = {}
+#: emitters of other kernel libraries ("cmsis-nn": CMSIS-NN calls); a kind a library does
+#: not cover falls back to tinyc's own emitter
+KERNEL_LIBRARIES: dict[str, dict[str, Emitter]] = {}
 
 
-def emitter(cls: type[Emitter]) -> type[Emitter]:
+def emitter(cls: type[Emitter], library: str = "tinyc") -> type[Emitter]:
     inst = cls()
+    table = EMITTERS if library == "tinyc" else KERNEL_LIBRARIES.setdefault(library, {})
     for kind in cls.kinds:
-        if kind in EMITTERS:
-            raise RuntimeError(f"two C emitters for {kind}")
-        EMITTERS[kind] = inst
+        if kind in table:
+            raise RuntimeError(f"two {library} C emitters for {kind}")
+        table[kind] = inst
     return cls
 
 
-def get_emitter(node: Node) -> Emitter:
+def library_emitter(library: str):
+    """Class decorator registering an emitter of another kernel library."""
+    return lambda cls: emitter(cls, library)
+
+
+def get_emitter(node: Node, kernels: str = "tinyc") -> Emitter:
+    if kernels != "tinyc" and node.op in KERNEL_LIBRARIES.get(kernels, {}):
+        return KERNEL_LIBRARIES[kernels][node.op]
     try:
         return EMITTERS[node.op]
     except KeyError:
