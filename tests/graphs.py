@@ -77,6 +77,31 @@ def conv(
     return b.finish([x], ["y"])
 
 
+def conv_then_depthwise(seed, h, w, c, mid, k1, s1, p1, k2, s2, d2, p2) -> Graph:
+    """CONV_2D feeding a DEPTHWISE_CONV_2D: the C backend may fuse the pair (the conv's
+    output then only ever exists as the depthwise kernel's ring of rows)."""
+    b = Builder(f"conv_dw_{seed}", seed)
+    x = b.act("x", (1, h, w, c))
+    w1 = b.weights("w1", (mid, k1[0], k1[1], c), 0)
+    b1 = b.bias("b1", mid)
+    b.act("m", (1, 1, 1, mid))
+    b.node("CONV_2D", [x, w1, b1], ["m"], stride=s1, dilation=(1, 1), pads=p1, activation="RELU")
+    w2 = b.weights("w2", (1, k2[0], k2[1], mid), 3)
+    b2 = b.bias("b2", mid)
+    b.act("y", (1, 1, 1, mid))
+    b.node(
+        "DEPTHWISE_CONV_2D",
+        ["m", w2, b2],
+        ["y"],
+        stride=s2,
+        dilation=d2,
+        pads=p2,
+        activation="RELU6",
+        depth_multiplier=1,
+    )
+    return b.finish([x], ["y"])
+
+
 def fully_connected(seed, rows, k, oc, act="NONE", per_channel=True) -> Graph:
     b = Builder(f"fc_{seed}", seed)
     x = b.act("x", (rows, k))
@@ -182,6 +207,17 @@ def all_cases() -> list[Graph]:
     )
     g.append(
         conv(11, 6, 5, 4, 0, (5, 2), (1, 2), (1, 1), (2, 2, 0, 1), "RELU6", "DEPTHWISE_CONV_2D")
+    )
+    # a convolution feeding a depthwise convolution (fusable)
+    g.append(
+        conv_then_depthwise(
+            42, 12, 7, 1, 12, (4, 3), (1, 1), (1, 2, 1, 1), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)
+        )
+    )
+    g.append(
+        conv_then_depthwise(
+            43, 9, 9, 4, 24, (1, 1), (1, 1), (0, 0, 0, 0), (5, 5), (2, 2), (2, 2), (4, 4, 4, 4)
+        )
     )
     # fully connected: one row, several rows, odd sizes, per-tensor weights
     g.append(fully_connected(12, 1, 20, 7))

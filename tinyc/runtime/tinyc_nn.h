@@ -310,7 +310,8 @@ TINYC_INLINE void tinyc_im2col_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
 }
 
 /* CONV_2D, one image (NHWC), or one group of a grouped convolution: in_c / out_c channels
- * of pixels in_cs / out_cs channels apart. direct: a 1x1 unpadded kernel (pair layout: over
+ * of pixels in_cs / out_cs channels apart; output pixels [p0, p1) (row-major), written from
+ * `out` on. direct: a 1x1 unpadded kernel (pair layout: over
  * in_c % 4 == 0 channels) whose rows are input pixels; otherwise receptive fields are
  * gathered first. scratch, pair layout: TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4) bytes of rows,
  * then k4 bytes for a gather; quad layout: k bytes for a gather. */
@@ -320,14 +321,17 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
                                 int32_t s_w, int32_t dil_h, int32_t dil_w, int32_t pad_t,
                                 int32_t pad_l, int32_t in_zp, int32_t direct, int32_t wl,
                                 const void *w, const int32_t *q, int32_t zp, int32_t lo,
-                                int32_t hi, int32_t right_only, int8_t *out, void *scratch) {
+                                int32_t hi, int32_t right_only, int32_t p0, int32_t p1,
+                                int8_t *out, void *scratch) {
   const int32_t k = k_h * k_w * in_c;
-  const int32_t pixels = out_h * out_w;
+  const int32_t pixels = p1; /* output pixels [p0, p1) go to out + (p - p0) * out_cs */
   int32_t p, j;
+  (void)out_h;
+  out -= p0 * out_cs;
   if (wl == TINYC_WL_QUADS) {
     /* pixels in pairs (a lone last pixel is paired with itself); gathers use 2k bytes */
     const int8_t *row[2];
-    for (p = 0; p < pixels; p += 2) {
+    for (p = p0; p < pixels; p += 2) {
       const int32_t p1 = p + 1 < pixels ? p + 1 : p;
       for (j = 0; j < 2; ++j) {
         const int32_t pix = j ? p1 : p;
@@ -352,7 +356,7 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
     int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4);
     int8_t *dst[TINYC_MM_ROWS];
     /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel. */
-    for (p = 0; p < pixels; p += TINYC_MM_ROWS) {
+    for (p = p0; p < pixels; p += TINYC_MM_ROWS) {
       for (j = 0; j < TINYC_MM_ROWS; ++j) {
         const int32_t pix = p + j < pixels ? p + j : pixels - 1;
         const int32_t oy = pix / out_w, ox = pix % out_w;
@@ -565,19 +569,26 @@ TINYC_INLINE void tinyc_dw_row_mve_s8(const int8_t *const *rowp, int32_t n, int3
 /* The padded width of the rows a depthwise layer reads. */
 #define TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) (((out_w)-1) * (s_w) + ((k_w)-1) * (dil_w) + 1)
 
-/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. Input rows are copied once into a
- * ring of horizontally padded rows (padding = the input zero point, which contributes
+/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. Input rows are copied once (or made
+ * by `produce`, when the producing layer is fused in) into a ring of horizontally padded rows (padding = the input zero point, which contributes
  * nothing, exactly as TFLM's skipped taps); rows above and below the image point at a row
- * of zero points. scratch: (rows spanned by the kernel + 1) * padded width * ch bytes. */
+ * of zero points. scratch: (rows spanned by the kernel + 1) * max(padded width,
+ * pad_l + in_w) * ch bytes. */
+/* A function that writes input row `row` (in_w pixels) of a depthwise layer to `dst`: the
+ * producing layer, fused so that its output never exists whole (see tinyc_dw_s8). */
+typedef void (*tinyc_row_producer_t)(int32_t row, int8_t *dst);
+
 TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
                               int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
                               int32_t s_h, int32_t s_w, int32_t dil_h, int32_t dil_w,
                               int32_t pad_t, int32_t pad_l, int32_t in_zp, int32_t wl,
                               const int8_t *w, const int32_t *q, int32_t zp, int32_t lo,
-                              int32_t hi, int32_t right_only, int8_t *out, void *scratch) {
+                              int32_t hi, int32_t right_only, int8_t *out, void *scratch,
+                              tinyc_row_producer_t produce) {
   const int32_t pw = TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w);
   const int32_t span = (k_h - 1) * dil_h + 1;
-  const int32_t row_bytes = pw * ch;
+  /* ring rows hold the padded width the kernel reads, and a whole input row */
+  const int32_t row_bytes = (pw > pad_l + in_w ? pw : pad_l + in_w) * ch;
   const int32_t copy_w = in_w < pw - pad_l ? in_w : pw - pad_l;
   int8_t *zrow = (int8_t *)scratch;
   int8_t *ring = zrow + row_bytes;
@@ -597,8 +608,14 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
       for (; next <= iy; ++next) {
         int8_t *dst = ring + (next % span) * row_bytes;
         memset(dst, in_zp, (size_t)(pad_l * ch));
-        memcpy(dst + pad_l * ch, in + next * in_w * ch, (size_t)(copy_w * ch));
-        memset(dst + (pad_l + copy_w) * ch, in_zp, (size_t)((pw - pad_l - copy_w) * ch));
+        if (produce) {
+          produce(next, dst + pad_l * ch);
+        } else {
+          memcpy(dst + pad_l * ch, in + next * in_w * ch, (size_t)(copy_w * ch));
+        }
+        if (pw > pad_l + copy_w) {
+          memset(dst + (pad_l + copy_w) * ch, in_zp, (size_t)((pw - pad_l - copy_w) * ch));
+        }
       }
       rowp[ky] = ring + (iy % span) * row_bytes;
     }

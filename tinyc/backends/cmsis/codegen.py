@@ -14,6 +14,7 @@ from tinyc import __version__
 from tinyc.backends.cmsis.cwriter import C_TYPES, CContext
 from tinyc.backends.cmsis.emit import get_emitter
 from tinyc.backends.cmsis.emit.matrix import TARGETS
+from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph
 from tinyc.ir.verify import verify
@@ -49,6 +50,26 @@ def prepare_graph(g: Graph) -> Graph:
 
 
 def plan_for(g: Graph, target: str = "dsp", kernels: str = "tinyc") -> MemoryPlan:
+    """The arena plan of ``g`` (as prepared by prepare_graph) for the backend's kernels."""
+    return plan_with_fusion(g, target, kernels)[1]
+
+
+def plan_with_fusion(
+    g: Graph, target: str = "dsp", kernels: str = "tinyc"
+) -> tuple[Graph, MemoryPlan]:
+    """The backend's view of ``g`` (some layers fused, see tinyc.backends.cmsis.fusion) and
+    its arena plan: of the fusion choices worth trying, the one with the smallest arena."""
+    best = None
+    for fuse in fusion_candidates(g):
+        view = fused_view(g, fuse)
+        plan = _plan_view(view, target, kernels)
+        if best is None or plan.arena_bytes < best[1].arena_bytes:
+            best = (view, plan)
+    assert best is not None
+    return best
+
+
+def _plan_view(g: Graph, target: str, kernels: str) -> MemoryPlan:
     def em(n):
         return get_emitter(n, kernels)
 
@@ -98,13 +119,13 @@ def generate_model(
     g = prepare_graph(g)
     if len(g.tensors[g.inputs[0]].shape) > 6 or any(len(g.tensors[n].shape) > 6 for n in g.outputs):
         raise UnsupportedError("model inputs/outputs have more than 6 dimensions")
-    plan = plan_for(g, target, kernels)
-    c = CContext(g, plan, target)
+    view, plan = plan_with_fusion(g, target, kernels)
+    c = CContext(view, plan, target)
     functions: list[str] = []
     calls: list[str] = []
-    for i, node in enumerate(g.nodes):
+    for i, node in enumerate(view.nodes):
         c.begin_node(i)
-        get_emitter(node, kernels).emit(node, g, c)
+        get_emitter(node, kernels).emit(node, view, c)
         if not c.body:
             continue  # e.g. a RESHAPE that is a view of its input
         ins = [g.tensors[x] for x in node.inputs if x and not g.tensors[x].is_const]

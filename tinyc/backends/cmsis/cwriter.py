@@ -120,7 +120,7 @@ class CContext:
         return f"(({ctype} *)(tinyc_arena + {offset}))"
 
     def call(self, code: str) -> None:
-        self.body.append(code)
+        self.body.extend(code.splitlines())
 
     def need(self, *sources: str) -> None:
         """Runtime .c files the model calls."""

@@ -88,6 +88,14 @@ def conv_lead(geo: dict[str, int], direct: bool, layout: MatrixLayout) -> int:
     return lead
 
 
+def ring_bytes(geo: dict[str, int]) -> int:
+    """tinyc_dw_s8's scratch: a row of zero points and a ring of padded input rows."""
+    padded_w = (geo["out_w"] - 1) * geo["s_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
+    row = max(padded_w, geo["pad_l"] + geo["in_w"]) * geo["in_c"]
+    span = (geo["k_h"] - 1) * geo["dil_h"] + 1
+    return (span + 1) * row
+
+
 def depthwise_lead(geo: dict[str, int]) -> int:
     """The overlap lead of tinyc_dw_s8: each output row is written after the input rows it
     needs were copied into the ring, so only rows below those are still read."""
@@ -152,6 +160,16 @@ class ConvEmitter(Emitter):
         return Overlap(node.inputs[0], lead)
 
     def emit(self, node, g, c):
+        pixels = g.out(node).shape[1] * g.out(node).shape[2]
+        _per_image(c, node, g, lambda i, o: self.calls(node, g, c, i, o, "0", str(pixels),
+                                                       c.scratch()))  # fmt: skip
+
+    def calls(
+        self, node: Node, g: Graph, c: CContext, src: str, dst: str, p0: str, p1: str,
+        scratch: str,
+    ) -> str:  # fmt: skip
+        """The C statements computing output pixels [p0, p1) of one image from ``src``
+        into ``dst`` (one kernel call per group)."""
         require_int8(node, g)
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
@@ -165,26 +183,11 @@ class ConvEmitter(Emitter):
         direct = self.direct(node, g, layout)
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S")
-        dims = (
-            geo["in_h"],
-            geo["in_w"],
-            cin,
-            geo["in_c"],
-            geo["out_h"],
-            geo["out_w"],
-            cout,
-            geo["out_c"],
-            geo["k_h"],
-            geo["k_w"],
-            geo["s_h"],
-            geo["s_w"],
-            geo["dil_h"],
-            geo["dil_w"],
-            geo["pad_t"],
-            geo["pad_l"],
-            rq.input_zp,
-            int(direct),
-        )
+        dims = (geo["in_h"], geo["in_w"], cin, geo["in_c"], geo["out_h"], geo["out_w"], cout,
+                geo["out_c"], geo["k_h"], geo["k_w"], geo["s_h"], geo["s_w"], geo["dil_h"],
+                geo["dil_w"], geo["pad_t"], geo["pad_l"], rq.input_zp, int(direct))  # fmt: skip
+        args = ", ".join(str(v) for v in dims)
+        lines = []
         for gi in range(groups):
             part = slice(gi * cout, (gi + 1) * cout)
             sub = Requant(rq.multiplier[part], rq.shift[part], rq.input_zp, rq.output_zp,
@@ -193,12 +196,12 @@ class ConvEmitter(Emitter):
             q, right_only = _records(c, tag, layout, sub, bias[part])
             wdata, ctype = layout.pack_weights(w.data[part].reshape(cout, -1))
             wsym = c.const_array(f"w_{tag}", wdata, ctype)
-            args = ", ".join(str(v) for v in dims)
-            tail = (f"{layout.code}, {wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, "
-                    f"{right_only}")  # fmt: skip
-            _per_image(c, node, g, lambda i, o, gi=gi, args=args, tail=tail: (
-                f"tinyc_conv_s8({i} + {gi * cin}, {args}, {tail}, {o} + {gi * cout}, "
-                f"{c.scratch()});"))  # fmt: skip
+            lines.append(
+                f"tinyc_conv_s8({src} + {gi * cin}, {args}, {layout.code}, {wsym}, {q}, "
+                f"{rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, {p0}, {p1}, "
+                f"{dst} + {gi * cout}, {scratch});"
+            )
+        return "\n".join(lines)
 
 
 @emitter
@@ -216,12 +219,14 @@ class DepthwiseEmitter(Emitter):
     def scratch(self, node, g, target):
         if attr(node, "depth_multiplier") != 1:
             return 0
-        geo = _geometry(node, g)
-        padded_w = (geo["out_w"] - 1) * geo["s_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
-        span = (geo["k_h"] - 1) * geo["dil_h"] + 1
-        return (span + 1) * padded_w * geo["in_c"]
+        return ring_bytes(_geometry(node, g))
 
     def emit(self, node, g, c):
+        self.emit_call(node, g, c, src=None, produce="0")
+
+    def emit_call(self, node: Node, g: Graph, c: CContext, src: str | None, produce: str) -> None:
+        """The depthwise call; ``src``: the input (None: the node's input tensor),
+        ``produce``: a row producer function of a fused layer, or "0"."""
         require_int8(node, g)
         rq = get_op("DEPTHWISE_CONV_2D").requant(node, g)
         w = g.inp(node, 1)
@@ -243,9 +248,17 @@ class DepthwiseEmitter(Emitter):
                 "dil_w", "pad_t", "pad_l")  # fmt: skip
         dims = ", ".join(str(geo[k]) for k in keys)
         c.need_header("tinyc_nn.h")
-        _per_image(c, node, g, lambda i, o: (
-            f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wl}, {wsym}, {q}, {rq.output_zp}, "
-            f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()});"))  # fmt: skip
+
+        def call(i: str, o: str) -> str:
+            return (
+                f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wl}, {wsym}, {q}, {rq.output_zp}, "
+                f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()}, {produce});"
+            )
+
+        if src is None:
+            _per_image(c, node, g, call)
+        else:  # a fused producer supplies the rows (one image)
+            c.call(call(src, c.ptr(node.outputs[0])))
 
 
 @emitter
