@@ -202,14 +202,7 @@ def _compile_cmsis(
         )
         saved = [p.name for p in save_project_graph(g, tmp)]
         manifest = {
-            "format": "tinyc-project",
-            "version": 1,
-            "tinyc": __version__,
-            "model": g.name,
-            "graph": graph_digest(g),
-            "board": board.name,
-            "backend": "cmsis",
-            "kernels": opts.kernels,
+            **manifest_base(g, board, "cmsis", opts.kernels),
             "arena_bytes": gen.plan.arena_bytes,
             "weight_bytes": gen.const_bytes,
             "stack_bytes": opts.stack_bytes,
@@ -234,6 +227,20 @@ def _compile_cmsis(
         memory_plan=gen.plan.to_json(),
         quantization=qreport,
     )
+
+
+def manifest_base(g: Graph, board: Board, backend: str, kernels: str) -> dict[str, Any]:
+    """The fields every project's tinyc.json starts with."""
+    return {
+        "format": "tinyc-project",
+        "version": 1,
+        "tinyc": __version__,
+        "model": g.name,
+        "graph": graph_digest(g),
+        "board": board.name,
+        "backend": backend,
+        "kernels": kernels,
+    }
 
 
 def _io(g: Graph, name: str) -> dict[str, Any]:

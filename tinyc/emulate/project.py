@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from tinyc import __version__
 from tinyc.boards import LAYOUT_ROLES, Board, load_board
 from tinyc.errors import TinycError
+from tinyc.templating import template_env
 
 DEFAULT_STACK_BYTES = 16 * 1024
 #: console drivers whose register sequence has run under QEMU (in tests/test_emulate.py)
@@ -162,17 +162,6 @@ def _layout(
             f"{board.name} (largest free: {biggest.name}, {free(biggest.name)} bytes)"
         )
     return layout
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tinyc", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
 
 
 def render_project(
@@ -307,7 +296,7 @@ def render_project(
         files[f"renode/{resc_name}"] = ("renode/board.resc.j2", names)
         files[f"renode/{robot_name}"] = ("renode/model.robot.j2", names)
 
-    env = _env()
+    env = template_env()
     written = []
     for rel, (template, ctx) in files.items():
         text = env.get_template(template).render(**common, **ctx)

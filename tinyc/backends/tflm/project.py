@@ -15,8 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from tinyc import __version__
 from tinyc.backends.tflm.arena import (
     ArenaEstimate,
@@ -41,6 +39,7 @@ from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.fsutil import atomic_dir
 from tinyc.ir.graph import Graph
+from tinyc.templating import template_env
 
 TFLM_COMMIT = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
 CMSIS_NN_COMMIT = "4ab83cc3cc98fb85ed6dafb55e8ca02f1628dcae"
@@ -97,17 +96,6 @@ ETHOS_U_DEPS = [
 ]
 #: Corstone-300's Ethos-U55 interrupt (ETHOS_U55_IRQn in Arm's platform headers)
 DEFAULT_NPU_IRQ = 56
-
-
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("tinyc", "templates"),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
 
 
 @dataclass
@@ -180,7 +168,7 @@ def prepare_model(g: Graph, board: Board) -> TflmModel:
 
 def render_model(tm: TflmModel, board: Board, name: str) -> dict[str, str]:
     """``model/`` and ``cmake/tflm.cmake``: the C++ side of the project (text files)."""
-    env = _env()
+    env = template_env()
     facts = tm.facts
     ethos_u = tm.vela is not None
     npu_ops = tm.vela_facts.ops if tm.vela_facts else ()
@@ -252,7 +240,7 @@ def render_build(board: Board, name: str, num_expected: int, ethos_u: bool) -> d
     """CMakeLists.txt and Makefile of a TFLM project (they replace the C backend's)."""
     from tinyc.emulate.project import _ident, qemu_args
 
-    env = _env()
+    env = template_env()
     ctx = {
         "model_name": name,
         "version": __version__,
@@ -279,7 +267,7 @@ def compile_tflm_project(
         MANIFEST,
         CompileReport,
         _io,
-        graph_digest,
+        manifest_base,
         test_vectors,
         total_macs,
     )
@@ -331,14 +319,7 @@ def compile_tflm_project(
             binaries.append("model/model_vela.tflite")
         saved = [p.name for p in save_project_graph(g, tmp)]
         manifest = {
-            "format": "tinyc-project",
-            "version": 1,
-            "tinyc": __version__,
-            "model": g.name,
-            "graph": graph_digest(g),
-            "board": board.name,
-            "backend": "tflm",
-            "kernels": "cmsis-nn",
+            **manifest_base(g, board, "tflm", "cmsis-nn"),
             "tflm": {"commit": TFLM_COMMIT, "cmsis_nn": CMSIS_NN_COMMIT},
             "arena_bytes": tm.arena.arena_bytes,
             "arena": tm.arena.to_json(),
