@@ -112,6 +112,18 @@ def fully_connected(seed, rows, k, oc, act="NONE", per_channel=True) -> Graph:
     return b.finish([x], ["y"])
 
 
+def mlp(seed, sizes: list[int]) -> Graph:
+    """Fully connected layers in a chain: each one's input dies at it (in-place widening)."""
+    b = Builder(f"mlp_{seed}", seed)
+    x = prev = b.act("x", (1, sizes[0]))
+    for i, (k, oc) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        out = b.act(f"h{i}", (1, oc))
+        wt, bias = b.weights(f"w{i}", (oc, k), 0), b.bias(f"b{i}", oc)
+        b.node("FULLY_CONNECTED", [prev, wt, bias], [out], activation="RELU")
+        prev = out
+    return b.finish([x], [prev])
+
+
 def pool(seed, op, h, w, c, k, stride, pads, act="NONE") -> Graph:
     b = Builder(f"{op.lower()}_{seed}", seed)
     x = b.act("x", (1, h, w, c))
@@ -223,6 +235,7 @@ def all_cases() -> list[Graph]:
     g.append(fully_connected(12, 1, 20, 7))
     g.append(fully_connected(13, 5, 13, 6, "RELU"))
     g.append(fully_connected(14, 2, 8, 3, per_channel=False))
+    g.append(mlp(44, [96, 24, 40, 10]))
     # pooling
     g.append(pool(15, "AVERAGE_POOL_2D", 7, 6, 5, (3, 3), (2, 2), (1, 1, 1, 1)))
     g.append(pool(16, "MAX_POOL_2D", 8, 8, 4, (2, 2), (2, 2), (0, 0, 0, 0), "RELU"))

@@ -6,7 +6,10 @@ offset in one arena.
 2. Overlaps: a kernel that consumes its input in order may write its output over the
    part it has finished reading. It states a ``lead``: the output is safe anywhere
    starting at least ``lead`` bytes before the input (a negative lead: up to that many
-   bytes after it). Only used when the input dies at that node.
+   bytes after it). A kernel that widens its input into its scratch from the last element
+   down may put the scratch anywhere at or after the input's start. Only used when the
+   input dies at that node. Each such pair of buffers carries a ``Window`` of the start
+   offsets (relative to the input) at which the second may overlap the first.
 3. Live ranges over the node order; graph inputs live from the start, outputs to the end.
 4. Offsets: several greedy placements (by size, by time with overlap hints, ...); the
    smallest arena wins. ``MemoryPlan.check`` proves no two live buffers collide.
@@ -55,6 +58,32 @@ class Overlap:
     lead: int
 
 
+@dataclass(frozen=True)
+class Window:
+    """Where the dependent buffer of an overlap pair may start, relative to its input's
+    offset, when the two share bytes (any other overlap is forbidden)."""
+
+    lo: int
+    hi: int
+
+    @property
+    def preferred(self) -> int:
+        """The start tried first: the highest bound when there is one, else the lowest."""
+        return self.hi if self.hi < UNBOUNDED else self.lo
+
+
+UNBOUNDED = 1 << 40
+
+
+def behind(lead: int) -> Window:
+    """An overlap output's window: anywhere ``lead`` bytes or more before the input."""
+    return Window(-UNBOUNDED, -lead)
+
+
+#: a scratch widened from its input's end down: at or after the input's start
+AT_OR_AFTER = Window(0, UNBOUNDED)
+
+
 AliasRule = Callable[[Node, Graph], tuple[int, str] | None]
 """Returns (input index, kind) when the node's output may live in that input's bytes, or
 None. kind "view": the output is the same bytes reinterpreted (RESHAPE), both may be read
@@ -63,16 +92,20 @@ later; kind "inplace": the kernel overwrites the input, allowed only where the i
 OverlapRule = Callable[[Node, Graph], Overlap | None]
 
 
-def _forbidden(b: Buffer, j: Buffer, pairs: dict[tuple[int, int], int], bi: int, ji: int):
-    """Open interval of offsets where ``b`` may not start, given placed ``j``."""
-    size = b.size
-    if (ji, bi) in pairs:  # j is the input, b the output written over it
-        lead = pairs[(ji, bi)]
-        return max(j.offset - lead, j.offset - size), j.end
-    if (bi, ji) in pairs:  # b is the input, j the output already placed
-        lead = pairs[(bi, ji)]
-        return j.offset - size, min(j.offset + lead, j.end)
-    return j.offset - size, j.end
+def _forbidden(
+    b: Buffer, j: Buffer, pairs: dict[tuple[int, int], Window], bi: int, ji: int
+) -> list[tuple[int, int]]:
+    """Open intervals of offsets where ``b`` may not start, given placed ``j``."""
+    lo, hi = j.offset - b.size, j.end  # any overlap at all
+    if (ji, bi) in pairs:  # j is the input, b depends on it
+        w = pairs[(ji, bi)]
+        cuts = [(lo, j.offset + w.lo), (j.offset + w.hi, hi)]
+    elif (bi, ji) in pairs:  # b is the input, j already depends on it
+        w = pairs[(bi, ji)]
+        cuts = [(lo, j.offset - w.hi), (j.offset - w.lo, hi)]
+    else:
+        return [(lo, hi)]
+    return [(max(a, lo), min(z, hi)) for a, z in cuts if max(a, lo) < min(z, hi)]
 
 
 @dataclass
@@ -81,7 +114,7 @@ class MemoryPlan:
     buffers: list[Buffer]
     offsets: dict[str, int]  # tensor name -> arena offset
     scratch: dict[int, tuple[int, int]]  # node index -> (offset, bytes)
-    pairs: dict[tuple[int, int], int] = field(default_factory=dict)  # (in, out) buffer -> lead
+    pairs: dict[tuple[int, int], Window] = field(default_factory=dict)  # (input, dependent)
 
     def check(self) -> None:
         """Raise if two buffers that are live at the same time share bytes illegally."""
@@ -92,8 +125,7 @@ class MemoryPlan:
                 b = self.buffers[k]
                 if not a.overlaps_in_time(b):
                     continue
-                lo, hi = _forbidden(b, a, self.pairs, k, i)
-                if lo < b.offset < hi:
+                if any(lo < b.offset < hi for lo, hi in _forbidden(b, a, self.pairs, k, i)):
                     raise AssertionError(f"buffers {a.name} and {b.name} overlap while both live")
 
     def live_bytes_at(self, step: int) -> int:
@@ -121,9 +153,13 @@ def plan_memory(
     scratch_bytes: dict[int, int] | None = None,
     alias_input: AliasRule | None = None,
     overlap: OverlapRule | None = None,
+    scratch_over: dict[int, int] | None = None,
 ) -> MemoryPlan:
-    """Plan the arena for ``g``. ``scratch_bytes`` maps node index -> scratch size."""
+    """Plan the arena for ``g``. ``scratch_bytes`` maps node index -> scratch size;
+    ``scratch_over`` node index -> the input whose bytes its scratch may take over (the
+    kernel widens that input into the scratch from its last element down)."""
     scratch_bytes = scratch_bytes or {}
+    scratch_over = scratch_over or {}
     n = len(g.nodes)
     group: dict[str, str] = {}  # tensor -> representative tensor of its buffer
 
@@ -178,11 +214,15 @@ def plan_memory(
     roots = sorted(spans, key=lambda r: (spans[r][0], r))
     buffers = [Buffer(r, sizes[r], spans[r][0], spans[r][1], sorted(members[r])) for r in roots]
     index = {r: k for k, r in enumerate(roots)}
+    pairs: dict[tuple[int, int], Window] = {}
     for i, size in sorted(scratch_bytes.items()):
         if size > 0:
             buffers.append(Buffer(f"scratch:{g.nodes[i].name}", _align(size), i, i))
-
-    pairs: dict[tuple[int, int], int] = {}
+            src_t = g.nodes[i].inputs[scratch_over[i]] if i in scratch_over else None
+            if src_t and not g.tensors[src_t].is_const and dies_at(src_t, i):
+                src = index[root(src_t)]
+                if buffers[src].last == i:
+                    pairs[(src, len(buffers) - 1)] = AT_OR_AFTER
     if overlap is not None:
         for i, node in enumerate(g.nodes):
             ov = overlap(node, g)
@@ -190,7 +230,7 @@ def plan_memory(
                 continue
             src, dst = index[root(ov.tensor)], index[root(node.outputs[0])]
             if src != dst and buffers[src].last == i and buffers[dst].first == i:
-                pairs[(src, dst)] = ov.lead
+                pairs[(src, dst)] = behind(ov.lead)
 
     candidates: list[list[int]] = []
     by_size = sorted(range(len(buffers)), key=lambda k: (-buffers[k].size, buffers[k].first, k))
@@ -238,19 +278,19 @@ def _lowest_fit(forbidden: list[tuple[int, int]], start: int = 0) -> int:
 def _greedy(
     buffers: list[Buffer],
     order: list[int],
-    pairs: dict[tuple[int, int], int],
+    pairs: dict[tuple[int, int], Window],
     hints: bool,
     below_zero: bool = False,
     reserve: bool = False,
 ) -> list[int]:
     """Place buffers in ``order``, each at the lowest offset where it collides with no
-    buffer live at the same time. With ``hints``, an overlap output first tries the
-    position ``lead`` bytes before its input, and an overlap input is placed with those
+    buffer live at the same time. With ``hints``, a dependent buffer of an overlap pair
+    first tries its window's preferred start, and an overlap output's input is placed with
     ``lead`` bytes kept free below it for as long as its output lives (``reserve``)."""
     offsets: list[int | None] = [None] * len(buffers)
     placed: list[int] = []
-    hint_of = {dst: (src, lead) for (src, dst), lead in pairs.items()}
-    feeds = {src: (dst, lead) for (src, dst), lead in pairs.items()}
+    hint_of = {dst: (src, w) for (src, dst), w in pairs.items()}
+    feeds = {src: (dst, w) for (src, dst), w in pairs.items()}
 
     def forbidden_for(k: int, size: int, first: int, last: int) -> list[tuple[int, int]]:
         probe = Buffer(buffers[k].name, size, first, last)
@@ -258,7 +298,7 @@ def _greedy(
         for j in placed:
             if buffers[j].overlaps_in_time(probe):
                 buffers[j].offset = offsets[j]  # type: ignore[assignment]
-                out.append(_forbidden(probe, buffers[j], pairs, k, j))
+                out.extend(_forbidden(probe, buffers[j], pairs, k, j))
         return out
 
     for k in order:
@@ -266,14 +306,14 @@ def _greedy(
         forbidden = forbidden_for(k, b.size, b.first, b.last)
         at = None
         if hints and k in hint_of and offsets[hint_of[k][0]] is not None:
-            src, lead = hint_of[k]
+            src, w = hint_of[k]
             # may fall below zero: the whole placement is shifted up at the end
-            want = (offsets[src] - lead) // ALIGN * ALIGN
+            want = (offsets[src] + w.preferred) // ALIGN * ALIGN
             if (want >= 0 or below_zero) and not any(lo < want < hi for lo, hi in forbidden):
                 at = want
         if at is None and reserve and k in feeds and offsets[feeds[k][0]] is None:
-            dst, lead = feeds[k]
-            margin = _align(max(lead, 0))
+            dst, w = feeds[k]
+            margin = _align(max(-w.hi, 0)) if w.hi < UNBOUNDED else 0
             if margin:
                 # room for the output to start `lead` bytes lower while both are live
                 span = forbidden_for(k, b.size + margin, b.first, buffers[dst].last)

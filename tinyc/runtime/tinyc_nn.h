@@ -86,14 +86,16 @@ typedef int8_t tinyc_row_t;
 /* Bytes of scratch `nrows` pair-layout rows of k4 values need (int16 on DSP cores). */
 #define TINYC_MM_SCRATCH(nrows, k4) ((nrows) * (k4) * (TINYC_DSP ? 2 : 1))
 
-/* Put k4 int8 values into row `which` of a block of `nrows` rows (pair layout). */
+/* Put k4 int8 values into row `which` of a block of `nrows` rows (pair layout). On DSP
+ * cores the values are widened from the last group down, so a single row may be widened
+ * over its own bytes (rows at or after src: the planner's scratch_over). */
 TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows, int32_t which,
                                int32_t nrows) {
 #if TINYC_DSP
-  uint32_t *dst = rows + 2 * which;
   const int32_t step = 2 * nrows;
   int32_t g;
-  for (g = 0; g < k4 / 4; ++g, dst += step) {
+  for (g = k4 / 4 - 1; g >= 0; --g) {
+    uint32_t *dst = rows + 2 * which + g * step;
     const uint32_t v = tinyc_load4(src + 4 * g);
     dst[0] = (uint32_t)tinyc_sxtb16(v);
     dst[1] = (uint32_t)tinyc_sxtb16_ror8(v);

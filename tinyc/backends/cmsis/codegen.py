@@ -60,7 +60,8 @@ def plan_with_fusion(
     """The backend's view of ``g`` (some layers fused, see tinyc.backends.cmsis.fusion) and
     its arena plan: of the fusion choices worth trying, the one with the smallest arena."""
     best = None
-    for fuse in fusion_candidates(g):
+    # a fused pair runs tinyc's own kernel: other kernel libraries run the layers they have
+    for fuse in fusion_candidates(g) if kernels == "tinyc" else [set()]:
         view = fused_view(g, fuse)
         plan = _plan_view(view, target, kernels)
         if best is None or plan.arena_bytes < best[1].arena_bytes:
@@ -74,11 +75,13 @@ def _plan_view(g: Graph, target: str, kernels: str) -> MemoryPlan:
         return get_emitter(n, kernels)
 
     scratch = {i: em(n).scratch(n, g, target) for i, n in enumerate(g.nodes)}
+    over = {i: em(n).scratch_over(n, g, target) for i, n in enumerate(g.nodes)}
     return plan_memory(
         g,
         scratch,
         alias_input=lambda n, gg: em(n).alias(n, gg),
         overlap=lambda n, gg: em(n).overlap(n, gg, target),
+        scratch_over={i: k for i, k in over.items() if k is not None},
     )
 
 

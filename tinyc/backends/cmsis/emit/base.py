@@ -17,6 +17,12 @@ class Emitter:
         """Bytes of kernel scratch the node needs on ``target`` (planned into the arena)."""
         return 0
 
+    def scratch_over(self, node: Node, g: Graph, target: str) -> int | None:
+        """The input whose bytes the scratch may take over, or None: the kernel widens
+        that input into its scratch from the last element down, so the scratch may start
+        anywhere at or after the input's start when the input dies here."""
+        return None
+
     def alias(self, node: Node, g: Graph) -> tuple[int, str] | None:
         """(input index, "view" | "inplace") when the output may live in that input's bytes."""
         return None

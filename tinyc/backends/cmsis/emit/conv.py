@@ -270,6 +270,12 @@ class FullyConnectedEmitter(Emitter):
         assert w is not None and x is not None
         return layout_for(target).fc_scratch(w.shape[1], x.size // w.shape[1])
 
+    def scratch_over(self, node, g, target):
+        # one row widened to int16 pairs from its end down (tinyc_row_s8), nothing gathered
+        w, x = g.inp(node, 1), g.inp(node, 0)
+        assert w is not None and x is not None
+        return 0 if target == "dsp" and x.size == w.shape[1] and x.size % 4 == 0 else None
+
     def emit(self, node, g, c):
         require_int8(node, g)
         layout = layout_for(c.target)
