@@ -173,20 +173,21 @@ def _compile_cmsis(
     from tinyc.emulate import render_project
     from tinyc.project import save_project_graph
 
-    if opts.kernels == "cmsis-nn":
-        raise TinycError(
-            "--kernels cmsis-nn is not available yet for the C backend; use the default "
-            "--kernels tinyc"
-        )
-    gen = generate_model(g, g.name, target_for(board))
+    gen = generate_model(g, g.name, target_for(board), opts.kernels)
     check_flash(board, gen.const_bytes, g)
     check_arena(board, gen.plan, gen.graph)
     inputs = test_vectors(g, opts.test_input)
     expected = run_reference(g, inputs)
     ext_in = [to_external(g, n, x) for n, x in zip(g.inputs, inputs, strict=True)]
     ext_out = [to_external(g, n, expected[n]) for n in g.outputs]
+    notes: list[str] = []
     with atomic_dir(out_dir, opts.force) as tmp:
         files = {**gen.files, **runtime_files(gen.runtime_sources)}
+        if opts.kernels == "cmsis-nn":
+            from tinyc.backends.cmsis import cmsisnn_project
+
+            files.update(cmsisnn_project.library_files())
+            notes.append(cmsisnn_project.coverage_note(gen.graph))
         for rel, text in sorted(files.items()):
             p = tmp / rel
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +212,8 @@ def _compile_cmsis(
             "outputs": [_io(gen.graph, n) for n in gen.graph.outputs],
             "memory_plan": gen.plan.to_json(),
         }
+        if opts.kernels == "cmsis-nn":
+            manifest["cmsis_nn"] = cmsisnn_project.manifest_entry()
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         all_files = sorted({*files, *written, *saved, MANIFEST})
     return CompileReport(
@@ -226,6 +229,7 @@ def _compile_cmsis(
         nodes=len(g.nodes),
         memory_plan=gen.plan.to_json(),
         quantization=qreport,
+        notes=notes,
     )
 
 

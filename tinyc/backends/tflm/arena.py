@@ -34,6 +34,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tinyc.backends import cmsis_nn
 from tinyc.backends.tflm import host
 from tinyc.backends.tflm.view import ModelView
 
@@ -56,6 +57,8 @@ HOST_FC_EXTRA = 27
 MARGIN = 16
 
 CORE_CLASSES = ("none", "dsp", "mve")
+#: core class -> CMSIS-NN build variant
+_VARIANT = {"none": "plain", "dsp": "dsp", "mve": "mve"}
 
 
 def _align(n: int, a: int = ALIGN) -> int:
@@ -73,51 +76,25 @@ def _same_pad(size: int, k: int, s: int, d: int, padding: int) -> int:
 
 
 def _conv_scratch(core: str, in_hwc, f_hwc, stride, dil, pad) -> int:
-    """arm_convolve_wrapper_s8_get_buffer_size (gcc build)."""
-    (ih, _, ic), (fh, fw, fc) = in_hwc, f_hwc
-    if pad == (0, 0) and (fh, fw) == (1, 1) and dil == (1, 1) and ic == fc:
-        return 0  # 1x1: the fast variant's buffer is only non-zero under armclang
-    one_by_n = ih == 1 and dil[1] == 1 and fh == 1 and (stride[1] * ic) % 4 == 0 and ic == fc
-    if one_by_n and core == "mve":
-        return _conv_1xn_scratch_mve(in_hwc, f_hwc, stride, pad)
-    cols = fh * fw * ic
-    if core == "mve":
-        return 4 * ((cols + 15) // 16) * 16
-    return 2 * (cols + (-cols) % 4) * 2
-
-
-def _conv_1xn_scratch_mve(in_hwc, f_hwc, stride, pad) -> int:
-    _, iw, ic = in_hwc
-    _, fw, _ = f_hwc
-    # output width is what TFLM computed; recover it from the padding convention
+    """arm_convolve_wrapper_s8_get_buffer_size (gcc build; see tinyc.backends.cmsis_nn)."""
+    (ih, iw, ic), (fh, fw, fc) = in_hwc, f_hwc
+    # the output width is what TFLM computed; recover it from the padding convention
     ow = (iw + 2 * pad[1] - fw) // stride[1] + 1
-    total = (ow - 1) * stride[1] + fw - iw
-    asym = total % 2
-    right = max(1, (pad[1] + asym + stride[1] - 1) // stride[1]) if pad[1] + asym else 0
-    left = max(1, (pad[1] + stride[1] - 1) // stride[1]) if pad[1] else 0
-    if right + max(ow - right - left, 0) + left != ow:
-        cols = fw * ic
-        return 4 * ((cols + 15) // 16) * 16
-    pad_left = pad[1] * ic
-    pad_right = right * ic if asym else pad_left
-    return max(fw * ic + pad_left, fw * ic - ic + pad_right)
+    p = cmsis_nn.ConvParams(tuple(stride), tuple(pad), tuple(dil))
+    inp, f = cmsis_nn.Dims(1, ih, iw, ic), cmsis_nn.Dims(1, fh, fw, fc)
+    out = cmsis_nn.Dims(1, 1, ow, 1)
+    return cmsis_nn.convolve_wrapper_s8(_VARIANT[core], p, inp, f, out)
 
 
 def _depthwise_scratch(core: str, in_hwc, f_hw, out_c, dil, pad, stride) -> int:
-    """arm_depthwise_conv_wrapper_s8_get_buffer_size (gcc build)."""
-    _, _, ic = in_hwc
-    fh, fw = f_hw
-    if core == "mve" and ic == 1 and out_c > 1:
-        conv = _conv_scratch("mve", in_hwc, (fh, fw, 1), stride, dil, pad)
-        return conv + out_c * fh * fw
-    if ic == out_c and dil == (1, 1):
-        if core != "mve" and (fh, fw) == (3, 3) and pad[0] <= 1 and pad[1] <= 1:
-            return 0
-        if core == "mve":
-            return 4 * 124 * fw * fh
-        if core == "dsp":
-            return ic * fw * fh * 2
-    return 0
+    """arm_depthwise_conv_wrapper_s8_get_buffer_size (gcc build; see tinyc.backends.cmsis_nn)."""
+    (ih, iw, ic), (fh, fw) = in_hwc, f_hw
+    ow = (iw + 2 * pad[1] - fw) // stride[1] + 1
+    p = cmsis_nn.ConvParams(tuple(stride), tuple(pad), tuple(dil))
+    inp, f = cmsis_nn.Dims(1, ih, iw, ic), cmsis_nn.Dims(1, fh, fw, out_c)
+    return cmsis_nn.depthwise_conv_wrapper_s8(
+        _VARIANT[core], p, inp, f, cmsis_nn.Dims(1, 1, ow, out_c)
+    )
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """C emitters, one per op kind. Importing this package registers them all."""
 
 from tinyc.backends.cmsis.emit import (  # noqa: F401
+    cmsisnn,
     conv,
     elementwise,
     fused,
