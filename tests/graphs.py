@@ -197,6 +197,9 @@ def float_boundary(seed, shape) -> Graph:
     return b.finish(["x"], ["y"])
 
 
+DW = "DEPTHWISE_CONV_2D"
+
+
 def all_cases() -> list[Graph]:
     """One graph per configuration worth checking in C."""
     g: list[Graph] = []
@@ -220,6 +223,10 @@ def all_cases() -> list[Graph]:
     g.append(
         conv(11, 6, 5, 4, 0, (5, 2), (1, 2), (1, 1), (2, 2, 0, 1), "RELU6", "DEPTHWISE_CONV_2D")
     )
+    # depthwise rows of 10 and 9 pixels (last blocks of six and five), kernels 5 and 6 high
+    g.append(conv(45, 6, 10, 12, 0, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "RELU6", DW))
+    g.append(conv(46, 7, 9, 16, 0, (5, 5), (1, 1), (1, 1), (2, 2, 2, 2), op=DW))
+    g.append(conv(47, 9, 5, 8, 0, (6, 3), (2, 1), (1, 1), (2, 1, 3, 1), "RELU", DW))
     # a convolution feeding a depthwise convolution (fusable)
     g.append(
         conv_then_depthwise(
@@ -240,6 +247,8 @@ def all_cases() -> list[Graph]:
     g.append(pool(15, "AVERAGE_POOL_2D", 7, 6, 5, (3, 3), (2, 2), (1, 1, 1, 1)))
     g.append(pool(16, "MAX_POOL_2D", 8, 8, 4, (2, 2), (2, 2), (0, 0, 0, 0), "RELU"))
     g.append(pool(17, "AVERAGE_POOL_2D", 5, 5, 8, (5, 5), (1, 1), (0, 0, 0, 0)))
+    g.append(pool(48, "MAX_POOL_2D", 6, 7, 20, (3, 2), (2, 2), (1, 0, 1, 1), "RELU6"))
+    g.append(pool(49, "AVERAGE_POOL_2D", 17, 17, 12, (17, 17), (1, 1), (0, 0, 0, 0), "RELU"))
     # elementwise with broadcasting
     g.append(binary(18, "ADD", (1, 4, 5, 6), (1, 4, 5, 6), "RELU"))
     g.append(binary(19, "SUB", (1, 4, 5, 6), (1, 1, 1, 6)))

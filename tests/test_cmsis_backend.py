@@ -34,8 +34,8 @@ needs_arm = pytest.mark.skipif(
 )
 
 
-def _host_check(g: Graph, tmp: Path, inputs: list[list[np.ndarray]]) -> None:
-    gen = generate_model(g, g.name)
+def _host_check(g: Graph, tmp: Path, inputs: list[list[np.ndarray]], target: str = "dsp") -> None:
+    gen = generate_model(g, g.name, target)
     exe = build_host(gen, tmp)
     for case in inputs:
         ref = interpreter.run(g, case)
@@ -44,9 +44,11 @@ def _host_check(g: Graph, tmp: Path, inputs: list[list[np.ndarray]]) -> None:
             np.testing.assert_array_equal(got, ref[name].reshape(got.shape), err_msg=name)
 
 
+@pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
 @pytest.mark.parametrize("g", CASES, ids=[g.name for g in CASES])
-def test_op_on_host_bit_exact(g: Graph, tmp_path: Path) -> None:
-    _host_check(g, tmp_path, [random_inputs(g, s) for s in range(4)])
+def test_op_on_host_bit_exact(g: Graph, target: str, tmp_path: Path) -> None:
+    """Every target's layouts through the portable C paths (the host build of a project)."""
+    _host_check(g, tmp_path, [random_inputs(g, s) for s in range(4)], target)
 
 
 @pytest.mark.parametrize("model", FAST_INT8)

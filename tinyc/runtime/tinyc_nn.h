@@ -163,6 +163,11 @@ TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int3
 void tinyc_mm2x4_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t k,
                      int32_t quads, const int32_t *q, int32_t *acc);
 
+/* TFLite's RoundingDivideByPOT by -SHIFT (SHIFT <= 0) on four lanes: VRSHL rounds half
+ * up, so negative lanes first lose one (half away from zero); a zero shift is exact. */
+#define TINYC_MVE_RDBPOT(V, SHIFT) \
+  ((SHIFT) < 0 ? vrshlq_n_s32(vaddq_s32((V), vshrq_n_s32((V), 31)), (SHIFT)) : (V))
+
 /* Requantize four int32 lanes (right shifts only) and store them as int8; the store is
  * predicated only when FULL (a compile-time constant in practice) is false. */
 #define TINYC_MVE_RQ_STORE_IF(ACC, QC, DST, PRED, FULL)             \
@@ -568,35 +573,104 @@ TINYC_INLINE void tinyc_dw_row_mve_s8(const int8_t *const *rowp, int32_t n, int3
 #undef TINYC_MVE_LD4
 #endif
 
+/* Quad-major depthwise (Helium). The ring rows are quad-major: channel quad c4 of padded
+ * column x sits at byte (c4 * row_px + x) * 4, so every tap of a block of output pixels is
+ * an immediate offset from one pointer per kernel row. Weights are quad-major too,
+ * w[(c4 * taps + t) * 4 + j]; records per quad {4 biases, 4 multipliers, 4 shifts} with
+ * the input zero point folded into the bias (padding holds the zero point, so every tap
+ * counts); right shifts only. tinyc generates each layer geometry's row kernel in Helium
+ * assembly (model/dwq_mve.S); builds without Helium run tinyc_dwq_row_ref. */
+typedef void (*tinyc_dwq_row_t)(const int8_t *const *rowp, int32_t n, int32_t ch,
+                                int32_t row_px, const int8_t *w, const int32_t *q, int32_t zp,
+                                int32_t lo, int32_t hi, int8_t *o);
+#if TINYC_MVE
+#define TINYC_DWQ_FN(f) (f)
+#else
+#define TINYC_DWQ_FN(f) ((tinyc_dwq_row_t)0)
+#endif
+
+/* Put n pixels of ch channels (HWC) into a quad-major ring row at column `dst`. */
+TINYC_INLINE void tinyc_dwq_put_row(const int8_t *src, int32_t n, int32_t ch, int32_t row_px,
+                                    int8_t *dst) {
+  int32_t x, c;
+#if TINYC_MVE
+  const uint32x4_t segs = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)(row_px * 4));
+  for (x = 0; x < n; ++x, src += ch, dst += 4) {
+    for (c = 0; c < ch; c += 16) {
+      const int8x16_t v = vldrbq_z_s8(src + c, vctp8q((uint32_t)(ch - c)));
+      vstrwq_scatter_offset_p_s32((int32_t *)(void *)(dst + c * row_px), segs,
+                                  vreinterpretq_s32_s8(v), vctp32q((uint32_t)(ch - c + 3) / 4));
+    }
+  }
+#else
+  for (x = 0; x < n; ++x, src += ch, dst += 4) {
+    for (c = 0; c < ch; ++c) dst[(c / 4) * row_px * 4 + c % 4] = src[c];
+  }
+#endif
+}
+
+/* One output row from quad-major rows, in plain C (what the generated kernels compute). */
+TINYC_INLINE void tinyc_dwq_row_ref(const int8_t *const *rowp, int32_t n, int32_t ch,
+                                    int32_t row_px, int32_t k_h, int32_t k_w, int32_t s_w,
+                                    int32_t dil_w, const int8_t *w, const int32_t *q,
+                                    int32_t zp, int32_t lo, int32_t hi, int8_t *o) {
+  int32_t px, c;
+  for (px = 0; px < n; ++px) {
+    for (c = 0; c < ch; ++c) {
+      const int32_t *qc = q + (c / 4) * 12;
+      const int8_t *wq = w + (c / 4) * k_h * k_w * 4 + c % 4;
+      int32_t acc = qc[c % 4], ky, kx;
+      for (ky = 0; ky < k_h; ++ky) {
+        const int8_t *x = rowp[ky] + ((c / 4) * row_px + px * s_w) * 4 + c % 4;
+        for (kx = 0; kx < k_w; ++kx) acc += x[kx * dil_w * 4] * wq[(ky * k_w + kx) * 4];
+      }
+      o[px * ch + c] = (int8_t)tinyc_rq_s8(acc, qc[4 + c % 4], qc[8 + c % 4], zp, lo, hi, 0);
+    }
+  }
+}
+
+
 /* The padded width of the rows a depthwise layer reads. */
 #define TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) (((out_w)-1) * (s_w) + ((k_w)-1) * (dil_w) + 1)
 
-/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. Input rows are copied once (or made
- * by `produce`, when the producing layer is fused in) into a ring of horizontally padded rows (padding = the input zero point, which contributes
- * nothing, exactly as TFLM's skipped taps); rows above and below the image point at a row
- * of zero points. scratch: (rows spanned by the kernel + 1) * max(padded width,
- * pad_l + in_w) * ch bytes. */
 /* A function that writes input row `row` (in_w pixels) of a depthwise layer to `dst`: the
  * producing layer, fused so that its output never exists whole (see tinyc_dw_s8). */
 typedef void (*tinyc_row_producer_t)(int32_t row, int8_t *dst);
 
+/* Bytes of one ring row: the padded width the kernel reads and a whole input row, channels
+ * padded to quads when the rows are quad-major (Helium). */
+#define TINYC_DW_ROW_PX(out_w, k_w, s_w, dil_w, pad_l, in_w)                 \
+  (TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) > (pad_l) + (in_w)              \
+       ? TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w)                          \
+       : (pad_l) + (in_w))
+
+/* DEPTHWISE_CONV_2D with depth multiplier 1, one image. Input rows are copied once (or made
+ * by `produce`, when the producing layer is fused in) into a ring of horizontally padded
+ * rows (padding = the input zero point, which contributes nothing, exactly as TFLM's
+ * skipped taps); rows above and below the image point at a row of zero points.
+ * With `quad` the rows and weights are quad-major (see tinyc_dwq_row_t) and `rowq`, tinyc's
+ * generated Helium kernel for the layer, computes each output row; a fused producer then
+ * writes into a staging row first.
+ * scratch: (rows spanned by the kernel + 1) ring rows (+ one input row when staged). */
 TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
                               int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
                               int32_t s_h, int32_t s_w, int32_t dil_h, int32_t dil_w,
                               int32_t pad_t, int32_t pad_l, int32_t in_zp, int32_t wl,
                               const int8_t *w, const int32_t *q, int32_t zp, int32_t lo,
                               int32_t hi, int32_t right_only, int8_t *out, void *scratch,
-                              tinyc_row_producer_t produce) {
+                              tinyc_row_producer_t produce, int32_t quad,
+                              tinyc_dwq_row_t rowq) {
   const int32_t pw = TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w);
   const int32_t span = (k_h - 1) * dil_h + 1;
-  /* ring rows hold the padded width the kernel reads, and a whole input row */
-  const int32_t row_bytes = (pw > pad_l + in_w ? pw : pad_l + in_w) * ch;
+  const int32_t row_px = TINYC_DW_ROW_PX(out_w, k_w, s_w, dil_w, pad_l, in_w);
+  const int32_t row_bytes = quad ? row_px * ((ch + 3) & ~3) : row_px * ch;
   const int32_t copy_w = in_w < pw - pad_l ? in_w : pw - pad_l;
   int8_t *zrow = (int8_t *)scratch;
   int8_t *ring = zrow + row_bytes;
   const int8_t *rowp[16];
   int32_t oy, ky, next = 0; /* rows [next - span, next) are in the ring */
-  memset(zrow, in_zp, (size_t)row_bytes);
+  /* quad-major rows keep their padding for good: only their interiors are rewritten */
+  memset(zrow, in_zp, (size_t)(quad ? (span + 1) * row_bytes : row_bytes));
   for (oy = 0; oy < out_h; ++oy) {
     const int32_t y0 = oy * s_h - pad_t;
     for (ky = 0; ky < k_h; ++ky) {
@@ -609,6 +683,16 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
       if (next < iy - span + 1) next = iy - span + 1;
       for (; next <= iy; ++next) {
         int8_t *dst = ring + (next % span) * row_bytes;
+        if (quad) {
+          const int8_t *src = in + next * in_w * ch;
+          if (produce) {
+            int8_t *stage = ring + span * row_bytes;
+            produce(next, stage);
+            src = stage;
+          }
+          tinyc_dwq_put_row(src, copy_w, ch, row_px, dst + pad_l * 4);
+          continue;
+        }
         memset(dst, in_zp, (size_t)(pad_l * ch));
         if (produce) {
           produce(next, dst + pad_l * ch);
@@ -620,6 +704,15 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
         }
       }
       rowp[ky] = ring + (iy % span) * row_bytes;
+    }
+    if (quad) {
+      if (rowq) {
+        rowq(rowp, out_w, ch, row_px, w, q, zp, lo, hi, out + oy * out_w * ch);
+      } else {
+        tinyc_dwq_row_ref(rowp, out_w, ch, row_px, k_h, k_w, s_w, dil_w, w, q, zp, lo, hi,
+                          out + oy * out_w * ch);
+      }
+      continue;
     }
 #if TINYC_MVE
     if (wl == TINYC_WL_QUADS && right_only) {
@@ -636,7 +729,7 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
 /* ADD (sign 1) / SUB (sign -1) of two int8 tensors of n elements each, no broadcasting.
  * Scalar cores look each input's rescaled value up in a table of 256 int32 that tinyc fills
  * from the op's reference (TFLM's (x - zp) << 20 times the input multiplier); Helium
- * computes them four lanes at a time (used when every shift is a right shift). The sum is
+ * computes them four lanes at a time (when no shift is a left shift). The sum is
  * requantized with the output multiplier/shift (TFLite's signed shift). */
 TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, const int8_t *y,
                                     const int32_t *tx, const int32_t *ty, int32_t vec,
@@ -651,13 +744,10 @@ TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, co
       const mve_pred16_t p = vctp32q((uint32_t)(n - i));
       int32x4_t a = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp), 20);
       int32x4_t b = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp), 20);
-      a = vqrdmulhq_n_s32(a, x_mult);
-      b = vqrdmulhq_n_s32(b, y_mult);
-      a = vrshlq_n_s32(vaddq_s32(a, vshrq_n_s32(a, 31)), x_shift);
-      b = vrshlq_n_s32(vaddq_s32(b, vshrq_n_s32(b, 31)), y_shift);
+      a = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(a, x_mult), x_shift);
+      b = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(b, y_mult), y_shift);
       a = sign > 0 ? vaddq_s32(a, b) : vsubq_s32(a, b);
-      a = vqrdmulhq_n_s32(a, o_mult);
-      a = vrshlq_n_s32(vaddq_s32(a, vshrq_n_s32(a, 31)), o_shift);
+      a = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(a, o_mult), o_shift);
       a = vaddq_n_s32(a, zp);
       a = vminq_s32(vmaxq_s32(a, vdupq_n_s32(lo)), vdupq_n_s32(hi));
       vstrbq_p_s32(out + i, a, p);
@@ -665,11 +755,16 @@ TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, co
     return;
   }
 #endif
-  (void)vec, (void)x_zp, (void)y_zp, (void)x_mult, (void)x_shift, (void)y_mult, (void)y_shift;
   for (; i < n; ++i) {
-    const int32_t raw = sign > 0 ? tx[(uint8_t)x[i]] + ty[(uint8_t)y[i]]
-                                 : tx[(uint8_t)x[i]] - ty[(uint8_t)y[i]];
-    out[i] = (int8_t)tinyc_rq_s8(raw, o_mult, o_shift, zp, lo, hi, 0);
+    int32_t a, b;
+    if (vec) { /* a Helium project built for a core without it: no tables, same arithmetic */
+      a = tinyc_mbqm((int32_t)((uint32_t)((int32_t)x[i] - x_zp) << 20), x_mult, x_shift);
+      b = tinyc_mbqm((int32_t)((uint32_t)((int32_t)y[i] - y_zp) << 20), y_mult, y_shift);
+    } else {
+      a = tx[(uint8_t)x[i]];
+      b = ty[(uint8_t)y[i]];
+    }
+    out[i] = (int8_t)tinyc_rq_s8(sign > 0 ? a + b : a - b, o_mult, o_shift, zp, lo, hi, 0);
   }
 }
 
@@ -684,8 +779,7 @@ TINYC_INLINE void tinyc_mul_n_s8(int32_t n, const int8_t *x, const int8_t *y, in
       const mve_pred16_t p = vctp32q((uint32_t)(n - i));
       const int32x4_t a = vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp);
       const int32x4_t b = vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp);
-      int32x4_t t = vqrdmulhq_n_s32(vmulq_s32(a, b), mult);
-      t = vrshlq_n_s32(vaddq_s32(t, vshrq_n_s32(t, 31)), shift);
+      int32x4_t t = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(vmulq_s32(a, b), mult), shift);
       t = vaddq_n_s32(t, zp);
       t = vminq_s32(vmaxq_s32(t, vdupq_n_s32(lo)), vdupq_n_s32(hi));
       vstrbq_p_s32(out + i, t, p);

@@ -50,6 +50,17 @@ TINYC_INLINE int32_t tinyc_sxtab16_ror8(int32_t offset, uint32_t x) {
   __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(offset), "r"(x));
   return r;
 }
+/* Per byte (signed): the larger, resp. the smaller, of a and b (SSUB8 sets GE, SEL picks) */
+TINYC_INLINE uint32_t tinyc_max_s8x4(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+}
+TINYC_INLINE uint32_t tinyc_min_s8x4(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+}
 TINYC_INLINE int32_t tinyc_smlad(int32_t a, int32_t b, int32_t acc) {
   return (int32_t)__smlad(a, b, acc);
 }

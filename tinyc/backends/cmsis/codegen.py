@@ -13,6 +13,7 @@ from importlib import resources
 from tinyc import __version__
 from tinyc.backends.cmsis.cwriter import C_TYPES, CContext
 from tinyc.backends.cmsis.emit import get_emitter
+from tinyc.backends.cmsis.emit.dwq_asm import assembly_file
 from tinyc.backends.cmsis.emit.matrix import TARGETS
 from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates
 from tinyc.errors import UnsupportedError
@@ -174,8 +175,11 @@ def generate_model(
             "",
         ]
     )
+    files = {"model/model.h": header, "model/model.c": source}
+    if c.mve_asm:
+        files["model/model_mve.S"] = assembly_file([c.mve_asm[k] for k in sorted(c.mve_asm)])
     return GeneratedModel(
-        files={"model/model.h": header, "model/model.c": source},
+        files=files,
         plan=plan,
         runtime_sources=sorted(c.sources),
         const_bytes=c.const_bytes,

@@ -67,6 +67,8 @@ class CContext:
     _names: set[str] = field(default_factory=set)
     _node_index: int = 0
     _dedupe: dict[tuple, str] = field(default_factory=dict)
+    #: generated Helium assembly functions by name (model/model_mve.S)
+    mve_asm: dict[str, str] = field(default_factory=dict)
 
     def begin_node(self, index: int) -> None:
         self._node_index = index

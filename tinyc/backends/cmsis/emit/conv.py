@@ -7,6 +7,8 @@ import numpy as np
 
 from tinyc.backends.cmsis.cwriter import CContext
 from tinyc.backends.cmsis.emit.base import Emitter, emitter, require_int8
+from tinyc.backends.cmsis.emit.dwq_asm import DwqGeometry, row_kernel
+from tinyc.backends.cmsis.emit.dwq_asm import supported as dwq_supported
 from tinyc.backends.cmsis.emit.matrix import CHANNELS, QUADS, MatrixLayout, layout_for
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph, Node
@@ -88,12 +90,45 @@ def conv_lead(geo: dict[str, int], direct: bool, layout: MatrixLayout) -> int:
     return lead
 
 
-def ring_bytes(geo: dict[str, int]) -> int:
-    """tinyc_dw_s8's scratch: a row of zero points and a ring of padded input rows."""
+def ring_bytes(geo: dict[str, int], quad_rows: bool = False, staged: bool = False) -> int:
+    """tinyc_dw_s8's scratch: a row of zero points and a ring of padded input rows
+    (quad-major rows: channels padded to quads, and a staging row for a fused producer)."""
     padded_w = (geo["out_w"] - 1) * geo["s_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
-    row = max(padded_w, geo["pad_l"] + geo["in_w"]) * geo["in_c"]
+    ch = -(-geo["in_c"] // 4) * 4 if quad_rows else geo["in_c"]
+    row = max(padded_w, geo["pad_l"] + geo["in_w"]) * ch
     span = (geo["k_h"] - 1) * geo["dil_h"] + 1
-    return (span + 1) * row
+    stage = geo["in_w"] * geo["in_c"] if quad_rows and staged else 0
+    return (span + 1) * row + stage
+
+
+def dwq_geometry(node: Node, g: Graph, target: str) -> DwqGeometry | None:
+    """The generated Helium row kernel's geometry when tinyc_dw_s8 runs one (quad-major
+    rows and weights): on MVE cores, every requantization shift a right shift, a
+    geometry dwq_asm covers; else None."""
+    if target != "mve" or attr(node, "depth_multiplier") != 1:
+        return None
+    rq = get_op("DEPTHWISE_CONV_2D").requant(node, g)
+    if not np.all(rq.shift <= -1):
+        return None
+    geo = _geometry(node, g)
+    dwq = DwqGeometry(
+        geo["k_h"], geo["k_w"], geo["s_w"], geo["dil_w"], geo["out_w"],
+        clamp_lo=rq.act_min > -128, clamp_hi=rq.act_max < 127,
+    )  # fmt: skip
+    return dwq if dwq_supported(dwq, geo["in_c"]) else None
+
+
+def quad_rows(node: Node, g: Graph, target: str) -> bool:
+    return dwq_geometry(node, g, target) is not None
+
+
+def quad_major_weights(w: np.ndarray) -> np.ndarray:
+    """(1, kh, kw, ch) depthwise weights as [quad][tap][4], zero past the last channel."""
+    taps, ch = w.shape[1] * w.shape[2], w.shape[3]
+    quads = -(-ch // 4)
+    out = np.zeros((taps, quads * 4), np.int8)
+    out[:, :ch] = w.reshape(taps, ch)
+    return np.ascontiguousarray(out.reshape(taps, quads, 4).transpose(1, 0, 2))
 
 
 def depthwise_lead(geo: dict[str, int]) -> int:
@@ -219,7 +254,7 @@ class DepthwiseEmitter(Emitter):
     def scratch(self, node, g, target):
         if attr(node, "depth_multiplier") != 1:
             return 0
-        return ring_bytes(_geometry(node, g))
+        return ring_bytes(_geometry(node, g), quad_rows(node, g, target))
 
     def emit(self, node, g, c):
         self.emit_call(node, g, c, src=None, produce="0")
@@ -243,7 +278,21 @@ class DepthwiseEmitter(Emitter):
         bias = folded_bias(node, g, rq, layout.quads)
         q, right_only = _records(c, node.name, layout, rq, bias)
         wl = "TINYC_WL_QUADS" if layout.quads else "TINYC_WL_PAIRS"
-        wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
+        quad, rowq = 0, "0"
+        dwq = dwq_geometry(node, g, c.target)
+        if dwq is not None:
+            assert right_only
+            wsym = c.const_array(f"w_{node.name}", quad_major_weights(w.data), "int8_t")
+            if dwq.name not in c.mve_asm:
+                c.mve_asm[dwq.name] = row_kernel(dwq)
+                c.decls.append(
+                    f"void {dwq.name}(const int8_t *const *rowp, int32_t n, int32_t ch, "
+                    "int32_t row_px, const int8_t *w, const int32_t *q, int32_t zp, int32_t lo, "
+                    "int32_t hi, int8_t *o);"
+                )
+            quad, rowq = 1, f"TINYC_DWQ_FN({dwq.name})"
+        else:
+            wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
         keys = ("in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w", "s_h", "s_w", "dil_h",
                 "dil_w", "pad_t", "pad_l")  # fmt: skip
         dims = ", ".join(str(geo[k]) for k in keys)
@@ -252,7 +301,8 @@ class DepthwiseEmitter(Emitter):
         def call(i: str, o: str) -> str:
             return (
                 f"tinyc_dw_s8({i}, {dims}, {rq.input_zp}, {wl}, {wsym}, {q}, {rq.output_zp}, "
-                f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()}, {produce});"
+                f"{rq.act_min}, {rq.act_max}, {right_only}, {o}, {c.scratch()}, {produce}, "
+                f"{quad}, {rowq});"
             )
 
         if src is None:

@@ -94,9 +94,9 @@ class AddSubEmitter(Emitter):
 
     def emit_flat(self, node: Node, g: Graph, c: CContext) -> None:
         """Same-shape operands: one always-inline loop (tables on scalar cores, Helium
-        vectors when every shift is a right shift and the left shift is TFLM's 20)."""
+        vectors when no shift is a left shift and the left shift is TFLM's 20)."""
         p = get_op(node.op).arith(node, g)
-        vec = int(c.target == "mve" and max(p.input1_shift, p.input2_shift, p.output_shift) <= -1
+        vec = int(c.target == "mve" and max(p.input1_shift, p.input2_shift, p.output_shift) <= 0
                   and p.left_shift == 20)  # fmt: skip
         if vec:
             tx = ty = "0"
@@ -131,7 +131,7 @@ class MulEmitter(Emitter):
         require_int8(node, g)
         p = get_op("MUL").arith(node, g)
         if no_broadcast(node, g):
-            vec = int(c.target == "mve" and p.shift <= -1)
+            vec = int(c.target == "mve" and p.shift <= 0)
             c.need_header("tinyc_nn.h")
             c.call(f"tinyc_mul_n_s8({g.out(node).size}, {c.ptr(node.inputs[0])}, "
                    f"{c.ptr(node.inputs[1])}, {p.input1_zp}, {p.input2_zp}, {p.multiplier}, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tinyc.backends.cmsis.emit.base import Emitter, emitter
-from tinyc.backends.cmsis.emit.conv import ConvEmitter, DepthwiseEmitter, ring_bytes
+from tinyc.backends.cmsis.emit.conv import ConvEmitter, DepthwiseEmitter, quad_rows, ring_bytes
 from tinyc.backends.cmsis.emit.conv import _geometry as geometry
 from tinyc.backends.cmsis.fusion import FUSED_CONV_DW
 
@@ -17,12 +17,13 @@ class FusedConvDepthwiseEmitter(Emitter):
 
     def scratch(self, node, g, target):
         conv, dw = node.attrs["conv"], node.attrs["dw"]
-        return ring_bytes(geometry(dw, g)) + CONV.scratch(conv, g, target)
+        ring = ring_bytes(geometry(dw, g), quad_rows(dw, g, target), staged=True)
+        return ring + CONV.scratch(conv, g, target)
 
     def emit(self, node, g, c):
         conv, dw = node.attrs["conv"], node.attrs["dw"]
         out_w = g.out(conv).shape[2]
-        ring = ring_bytes(geometry(dw, g))
+        ring = ring_bytes(geometry(dw, g), quad_rows(dw, g, c.target), staged=True)
         producer = c.symbol(f"rows_{conv.name}")
         body = CONV.calls(
             conv, g, c, c.ptr(conv.inputs[0]), "dst", f"row * {out_w}", f"(row + 1) * {out_w}",
