@@ -122,6 +122,10 @@ def test_project_calls_cmsis_nn_and_can_fetch_it(tmp_path: Path) -> None:
     assert "FetchContent_Declare(" in cm and f"URL {nn.URL}" in cm
     assert f"URL_HASH MD5={nn.URL_MD5}" in cm and nn.COMMIT in cm
     assert "$ENV{CMSIS_NN_DIR}" in cm
+    # the users' CI workflow downloads the pinned archive, checks it and sets CMSIS_NN_DIR
+    wf = (out / ".github/workflows/tinyc-firmware.yml").read_text()
+    assert nn.URL in wf and f"{nn.URL_MD5}  " in wf and "md5sum -c" in wf
+    assert 'echo "CMSIS_NN_DIR=' in wf and "$GITHUB_ENV" in wf
 
 
 def test_scratch_planned_from_cmsis_nn_sizes() -> None:

@@ -169,6 +169,7 @@ def compile_model(
 def _compile_cmsis(
     g: Graph, board: Board, opts: CompileOptions, out_dir: Path, qreport: Any
 ) -> CompileReport:
+    from tinyc.backends.cmsis import cmsisnn_project
     from tinyc.backends.cmsis.codegen import generate_model, runtime_files, target_for
     from tinyc.emulate import render_project
     from tinyc.project import save_project_graph
@@ -184,8 +185,6 @@ def _compile_cmsis(
     with atomic_dir(out_dir, opts.force) as tmp:
         files = {**gen.files, **runtime_files(gen.runtime_sources)}
         if opts.kernels == "cmsis-nn":
-            from tinyc.backends.cmsis import cmsisnn_project
-
             files.update(cmsisnn_project.library_files())
             notes.append(cmsisnn_project.coverage_note(gen.graph))
         for rel, text in sorted(files.items()):
@@ -200,6 +199,9 @@ def _compile_cmsis(
             ext_out,
             arena_bytes=gen.plan.arena_bytes,
             stack_bytes=opts.stack_bytes,
+            fetched_libraries=[cmsisnn_project.fetched_library()]
+            if opts.kernels == "cmsis-nn"
+            else [],
         )
         saved = [p.name for p in save_project_graph(g, tmp)]
         manifest = {

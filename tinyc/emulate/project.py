@@ -180,6 +180,7 @@ def render_project(
     extra_cflags: Sequence[str] = (),
     make_vars: Mapping[str, str] | None = None,
     project_path: str = ".",
+    fetched_libraries: Sequence[Mapping[str, str]] = (),
 ) -> list[str]:
     """Write the firmware skeleton for ``board`` into the existing directory ``out_dir``.
 
@@ -199,6 +200,9 @@ def render_project(
         extra_sources / extra_include_dirs / extra_cflags: added to every build (e.g. CMSIS-NN
             sources as ``$(CMSIS_NN)/Source/...`` with ``make_vars={"CMSIS_NN": path}``).
         project_path: where the project sits in the user's repository (for the CI workflow).
+        fetched_libraries: libraries the build takes from a directory in an environment
+            variable ({"name", "env", "url", "md5"}): the CI workflow downloads and checks
+            each archive and sets the variable.
 
     Returns the relative paths written, sorted. Same arguments -> byte-identical files.
     """
@@ -258,6 +262,7 @@ def render_project(
         "num_expected": len(expected),
         "cmake_name": f"tinyc_{name_id}",
         "project_path": project_path,
+        "fetched_libraries": list(fetched_libraries),
     }
     resc_name = f"{board.name}.resc"
     robot_name = f"{name_id}.robot"

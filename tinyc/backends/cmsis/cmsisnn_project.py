@@ -26,6 +26,16 @@ def library_files(url: str = cmsis_nn.URL, md5: str = cmsis_nn.URL_MD5) -> dict[
     return {rel: env.get_template(t).render(**ctx) for rel, t in LIBRARY_FILES.items()}
 
 
+def fetched_library() -> dict[str, str]:
+    """How the project's CI workflow gets CMSIS-NN (see tinyc.emulate.render_project)."""
+    return {
+        "name": f"CMSIS-NN {cmsis_nn.COMMIT[:12]}",
+        "env": "CMSIS_NN_DIR",
+        "url": cmsis_nn.URL,
+        "md5": cmsis_nn.URL_MD5,
+    }
+
+
 def manifest_entry() -> dict[str, Any]:
     return {"commit": cmsis_nn.COMMIT, "url": cmsis_nn.URL, "md5": cmsis_nn.URL_MD5}
 
