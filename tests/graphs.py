@@ -243,6 +243,9 @@ def all_cases() -> list[Graph]:
     g.append(fully_connected(13, 5, 13, 6, "RELU"))
     g.append(fully_connected(14, 2, 8, 3, per_channel=False))
     g.append(mlp(44, [96, 24, 40, 10]))
+    g.append(fully_connected(50, 1, 36, 9, "RELU6"))
+    g.append(fully_connected(51, 1, 68, 6, "RELU_N1_TO_1", per_channel=False))
+    g.append(fully_connected(52, 1, 40, 2, per_channel=False))
     # pooling
     g.append(pool(15, "AVERAGE_POOL_2D", 7, 6, 5, (3, 3), (2, 2), (1, 1, 1, 1)))
     g.append(pool(16, "MAX_POOL_2D", 8, 8, 4, (2, 2), (2, 2), (0, 0, 0, 0), "RELU"))

@@ -78,6 +78,18 @@ void tinyc_mm3x2(const uint32_t *rows, const uint32_t *w, int32_t groups, int32_
                  const int32_t *bias2);
 void tinyc_mm1x4(const uint32_t *row, const uint32_t *w, int32_t groups, int32_t *acc,
                  const int32_t *bias4, const uint32_t *w2);
+/* a fully-connected layer for one row, requantized (right shifts); rq = {zp, lo, hi} */
+#define TINYC_FC1_DSP(NAME)                                                                 \
+  void NAME(const uint32_t *row, const uint32_t *w, int32_t groups, int32_t out_c,          \
+            const int32_t *q, const int32_t *rq, int8_t *out)
+TINYC_FC1_DSP(tinyc_fc1_dsp_n);
+TINYC_FC1_DSP(tinyc_fc1_dsp_l);
+TINYC_FC1_DSP(tinyc_fc1_dsp_h);
+TINYC_FC1_DSP(tinyc_fc1_dsp_lh);
+TINYC_FC1_DSP(tinyc_fc1_dsp_n_t);
+TINYC_FC1_DSP(tinyc_fc1_dsp_l_t);
+TINYC_FC1_DSP(tinyc_fc1_dsp_h_t);
+TINYC_FC1_DSP(tinyc_fc1_dsp_lh_t);
 #else
 #define TINYC_MM_ROWS 2
 typedef int8_t tinyc_row_t;
@@ -94,6 +106,7 @@ TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows,
 #if TINYC_DSP
   const int32_t step = 2 * nrows;
   int32_t g;
+#pragma GCC unroll 2
   for (g = k4 / 4 - 1; g >= 0; --g) {
     uint32_t *dst = rows + 2 * which + g * step;
     const uint32_t v = tinyc_load4(src + 4 * g);
@@ -384,11 +397,13 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
 
 /* FULLY_CONNECTED over `rows` rows of k int8 values. scratch, pair layout:
  * TINYC_MM_SCRATCH(n, k4) bytes of rows (n = 1 for one row, else TINYC_MM_ROWS), then k4
- * bytes when k % 4 != 0; quad layout: none. */
+ * bytes when k % 4 != 0; quad layout: none. `fast` (DSP cores, one row): 1 when the
+ * assembly layer kernel applies (right shifts, accumulators below 2^30), 2 when its
+ * requantization is also per tensor; else 0. */
 TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t out_c,
                               int32_t wl, const void *w, const int32_t *q, int32_t zp,
-                              int32_t lo, int32_t hi, int32_t right_only, int8_t *out,
-                              void *scratch) {
+                              int32_t lo, int32_t hi, int32_t right_only, int32_t fast,
+                              int8_t *out, void *scratch) {
   int32_t r, j;
   if (wl == TINYC_WL_QUADS) {
     for (r = 0; r < rows; ++r) {
@@ -416,6 +431,26 @@ TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t
         }
         tinyc_row_s8(src, k4, buf, j, n);
       }
+#if TINYC_DSP
+      if (n == 1 && fast) { /* the whole layer in one assembly call */
+        const int32_t rq[5] = {zp, lo, hi, q[2], q[4]};
+        const uint32_t *wp = (const uint32_t *)w;
+        /* constants at every call site: one variant is called, and linked */
+        switch ((lo > -128) + 2 * (hi < 127) + 4 * (fast == 2)) {
+          case 0: tinyc_fc1_dsp_n(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 1: tinyc_fc1_dsp_l(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 2: tinyc_fc1_dsp_h(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 3: tinyc_fc1_dsp_lh(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 4: tinyc_fc1_dsp_n_t(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 5: tinyc_fc1_dsp_l_t(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          case 6: tinyc_fc1_dsp_h_t(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+          default: tinyc_fc1_dsp_lh_t(buf, wp, k4 / 4, out_c, q, rq, dst[0]); break;
+        }
+        continue;
+      }
+#else
+      (void)fast;
+#endif
       tinyc_mm_pairs_s8(buf, n, k4, (const uint32_t *)w, out_c, q, zp, lo, hi, right_only, dst);
     }
   }

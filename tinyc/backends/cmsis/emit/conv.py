@@ -311,6 +311,19 @@ class DepthwiseEmitter(Emitter):
             c.call(call(src, c.ptr(node.outputs[0])))
 
 
+def _fc_fast(w: np.ndarray, bias: np.ndarray, rq: Requant, right_only: int) -> int:
+    """tinyc_fc_s8's `fast`: 2 (per-tensor) or 1 when its assembly layer kernel applies,
+    i.e. right shifts and every accumulator provably below 2^30 in magnitude (inputs are
+    within [-128, 127], the zero point being folded into the bias); else 0."""
+    if not right_only:
+        return 0
+    bound = np.abs(bias) + 128 * np.abs(w.astype(np.int64)).reshape(len(bias), -1).sum(axis=1)
+    if bound.max(initial=0) >= 1 << 30:
+        return 0
+    per_tensor = len(set(rq.multiplier.tolist())) == 1 and len(set(rq.shift.tolist())) == 1
+    return 2 if per_tensor else 1
+
+
 @emitter
 class FullyConnectedEmitter(Emitter):
     kinds = ("FULLY_CONNECTED",)
@@ -333,7 +346,8 @@ class FullyConnectedEmitter(Emitter):
         w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and w.data is not None and x is not None
         out_c, k = w.shape
-        q, right_only = _records(c, node.name, layout, rq, folded_bias(node, g, rq, True))
+        bias = folded_bias(node, g, rq, True)
+        q, right_only = _records(c, node.name, layout, rq, bias)
         wdata, ctype = layout.pack_weights(w.data)
         wsym = c.const_array(f"w_{node.name}", wdata, ctype)
         c.need_header("tinyc_nn.h")
@@ -342,5 +356,5 @@ class FullyConnectedEmitter(Emitter):
         c.call(
             f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {layout.code}, "
             f"{wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
-            f"{c.ptr(node.outputs[0])}, {scratch});"
+            f"{_fc_fast(w.data, bias, rq, right_only)}, {c.ptr(node.outputs[0])}, {scratch});"
         )
