@@ -8,13 +8,18 @@ embeds no test data on the emulated twin), bit-exactness, and the ratios against
 figures of ../shared/PEER_FIGURES.md (TFLM 90b983c2 + CMSIS-NN, measured the same way).
 TFLM's own arena for the model, measured with tflite-micro on the host, is printed beside.
 
-    python bench/c_backend.py [--models kws_ref_model,...] [--cores M7,M4,M55] [--json FILE]
+With --cores M0+ (rpi-pico's code on QEMU's mps2-an385) there are no TFLM figures: when
+CMSIS_NN_DIR points at CMSIS-NN, the ratios are against the same model built with
+--kernels cmsis-nn (CMSIS-NN's plain-C kernels, no interpreter), measured in the same run.
+
+    python bench/c_backend.py [--models kws_ref_model,...] [--cores M7,M4,M55,M0+] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -30,7 +35,7 @@ from conftest import INT8_TFLITE, MODELS  # noqa: E402
 from tinyc.compiler import CompileOptions, compile_model  # noqa: E402
 from tinyc.runner import EmulatedProject  # noqa: E402
 
-BOARDS = {"M7": "nucleo-f746", "M4": "nucleo-l4r5zi", "M55": "corstone-300"}
+BOARDS = {"M7": "nucleo-f746", "M4": "nucleo-l4r5zi", "M55": "corstone-300", "M0+": "rpi-pico"}
 MACHINES = {"M7": "mps2-an500", "M4": "mps2-an386", "M55": "mps3-an547"}
 BIG = {
     "mobilenet_v2_quantized_1x3x224x224": {
@@ -76,7 +81,7 @@ def tflm_arena(path: Path) -> int | None:
     return int(minimum_arena(path.read_bytes()))
 
 
-def measure(model: str, core: str) -> dict:
+def measure(model: str, core: str, kernels: str = "tinyc") -> dict:
     rel = INT8_TFLITE[model]
     path = MODELS / rel
     board = BIG.get(model, {}).get(core, BOARDS[core])
@@ -84,7 +89,8 @@ def measure(model: str, core: str) -> dict:
     first = sorted(p for p in case.iterdir() if (p / "input_0.npy").exists())[0]
     with tempfile.TemporaryDirectory() as d:
         project = Path(d) / "p"
-        compile_model(str(path), CompileOptions(board=board), project, log=lambda m: None)
+        opts = CompileOptions(board=board, kernels=kernels)
+        compile_model(str(path), opts, project, log=lambda m: None)
         ep = EmulatedProject.build(project)
         inputs = [np.load(first / f"input_{i}.npy") for i in range(len(ep.graph.inputs))]
         res = ep.run_case(first.name, inputs)
@@ -114,8 +120,19 @@ def main() -> None:
     for model in args.models.split(","):
         arena_tflm = tflm_arena(MODELS / INT8_TFLITE[model])
         for core in args.cores.split(","):
+            if model in BIG and core not in BIG[model]:
+                continue
             r = measure(model, core)
             p = peers.get((model, core), {})
+            if core == "M0+" and os.environ.get("CMSIS_NN_DIR"):
+                nn = measure(model, core, "cmsis-nn")
+                p = {
+                    "instructions": nn["instructions_per_inference"],
+                    "arena": nn["arena_bytes"],
+                    "peak_ram": nn["peak_ram_bytes"],
+                    "flash": nn["flash_bytes"],
+                    "kind": "CMSIS-NN kernels (--kernels cmsis-nn)",
+                }
             rows.append({**r, "peer": p, "tflm_arena_host": arena_tflm})
             print(
                 f"{model:<36} {core:<4} {r['instructions_per_inference']:>12,} "

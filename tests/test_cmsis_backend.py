@@ -27,7 +27,7 @@ from tinyc.ir.tensor import QuantParams, Tensor
 from tinyc.modelio import random_inputs
 
 CASES = graphs.all_cases()
-BOARDS = {"M4": "nucleo-l4r5zi", "M7": "nucleo-f746", "M55": "corstone-300"}
+BOARDS = {"M0+": "rpi-pico", "M4": "nucleo-l4r5zi", "M7": "nucleo-f746", "M55": "corstone-300"}
 HAVE_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
 needs_arm = pytest.mark.skipif(
     not HAVE_ARM, reason="arm-none-eabi-gcc and qemu-system-arm are not installed"

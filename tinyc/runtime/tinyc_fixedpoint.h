@@ -24,6 +24,21 @@ TINYC_INLINE int32_t tinyc_mulhi(int32_t a, int32_t b) {
           :
           : "cc");
   return hi;
+#elif defined(__ARM_ARCH_6M__)
+  /* no 32x32->64 multiply: four 16x16 products (each fits in 32 bits), summed into a
+   * 64-bit hi:lo with explicit carries, then + 2^30 and the bits [31, 63). */
+  const uint32_t al = (uint32_t)a & 0xffffu, bl = (uint32_t)b & 0xffffu;
+  const int32_t ah = a >> 16, bh = b >> 16;
+  const int32_t m1 = ah * (int32_t)bl, m2 = (int32_t)al * bh;
+  uint32_t lo = al * bl, t;
+  int32_t hi = ah * bh;
+  t = lo + ((uint32_t)m1 << 16);
+  hi += (m1 >> 16) + (t < lo);
+  lo = t + ((uint32_t)m2 << 16);
+  hi += (m2 >> 16) + (lo < t);
+  t = lo + 0x40000000u;
+  hi += t < lo;
+  return (int32_t)(((uint32_t)hi << 1) | (t >> 31));
 #else
   return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
 #endif
@@ -63,7 +78,8 @@ TINYC_INLINE int32_t tinyc_rdbpot1(int32_t x, int32_t e) {
           : "cc");
   return x;
 #else
-  return tinyc_rdbpot(x, e);
+  const int32_t t = x + (x >> 31);
+  return (t >> e) + ((t >> (e - 1)) & 1);
 #endif
 }
 

@@ -39,7 +39,7 @@ TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, int32_t mult, int32_t shift, int32
   v = __ssat(v, 8);
 #else
   if (right_only) {
-    v = tinyc_rdbpot(tinyc_mulhi(acc, mult), shift) + zp;
+    v = tinyc_rdbpot1(tinyc_mulhi(acc, mult), shift) + zp;
   } else {
     v = tinyc_mbqm(acc, mult, shift) + zp;
   }
@@ -65,11 +65,18 @@ TINYC_INLINE int32_t tinyc_rq_s8(int32_t acc, int32_t mult, int32_t shift, int32
  * - TINYC_WL_QUADS (Cortex-M55, Helium): k padded to a multiple of 16; channel quads
  *   interleaved per 16-byte block, w[(quad * k/16 + b) * 64 + j * 16 + i] = byte 16b+i of
  *   channel 4*quad + j; requantization per quad {4 biases, 4 multipliers, 4 shifts}.
+ * - TINYC_WL_UPAIRS (Cortex-M0+): the pair layout with every weight stored as w + 128
+ *   (w ^ 0x80), so that ARMv6-M's byte loads with immediate offsets (LDRB; LDRSB has none)
+ *   read both operands: the rows are flipped the same way in their scratch copy, and
+ *   sum(x * w) = sum(xu * wu) - 128 * sum(xu) - 128 * sum(w): tinyc folds the last term into
+ *   the bias, the kernel subtracts the middle one per row (all modulo 2^32, exact because
+ *   the true sum fits in int32).
  * Shifts are TFLite's (negative = right) unless `right_only` says every shift is a right
  * shift of at least one bit: then pair layouts store the (positive) amount.
  */
 #define TINYC_WL_PAIRS 0
 #define TINYC_WL_QUADS 1
+#define TINYC_WL_UPAIRS 2
 
 #if TINYC_DSP
 #define TINYC_MM_ROWS 3
@@ -115,16 +122,106 @@ TINYC_INLINE void tinyc_row_s8(const int8_t *src, int32_t k4, tinyc_row_t *rows,
   }
 #else
   (void)nrows;
-  memcpy(rows + which * k4, src, (size_t)k4);
+  memmove(rows + which * k4, src, (size_t)k4); /* a row may be moved over its own bytes */
 #endif
 }
 
-/* Pair layout: `nrows` rows (1, or TINYC_MM_ROWS with repeats) of k (% 4 == 0) values. */
+#if defined(__ARM_ARCH_6M__)
+/* tinyc_mm_v6m.S: acc[0..3] += {r0.wa, r0.wb, r1.wa, r1.wb}, resp. {r.wa, r.wb, r.wc, r.wd}
+ * (wc, wd: the pair at w2), over `groups` groups of unsigned bytes (TINYC_WL_UPAIRS) */
+void tinyc_mm2x2_v6m(const uint8_t *r0, const uint8_t *r1, const uint8_t *w, int32_t groups,
+                     int32_t *acc);
+void tinyc_mm1x4_v6m(const uint8_t *r, const uint8_t *w, int32_t groups, int32_t *acc,
+                     const uint8_t *w2);
+#endif
+
+/* Flip a row of k4 int8 values to xu = x + 128 in place; returns 128 * sum(xu). */
+TINYC_INLINE uint32_t tinyc_flip_row(uint8_t *row, int32_t k4) {
+  uint32_t sum = 0;
+  int32_t i;
+  for (i = 0; i < k4; i += 4) {
+    uint32_t v;
+    memcpy(&v, row + i, 4);
+    v ^= 0x80808080u;
+    memcpy(row + i, &v, 4);
+    v = (v & 0x00ff00ffu) + ((v >> 8) & 0x00ff00ffu);
+    sum += (v & 0xffffu) + (v >> 16);
+  }
+  return sum << 7;
+}
+
+/* acc[j] += row . channel j over the unsigned pair layout (j: a, b of the pair at w, then
+ * c, d of the pair at w2 when four), for one row or two. */
+TINYC_INLINE void tinyc_mm_u8(const uint8_t *r0, const uint8_t *r1, const uint8_t *w,
+                              const uint8_t *w2, int32_t groups, uint32_t *acc) {
+#if defined(__ARM_ARCH_6M__)
+  if (r1) {
+    tinyc_mm2x2_v6m(r0, r1, w, groups, (int32_t *)acc);
+  } else {
+    tinyc_mm1x4_v6m(r0, w, groups, (int32_t *)acc, w2);
+  }
+#else
+  int32_t g, b;
+  for (g = 0; g < groups; ++g, r0 += 4, w += 8, w2 += 8) {
+    for (b = 0; b < 4; ++b) {
+      if (r1) {
+        acc[0] += (uint32_t)r0[b] * w[b];
+        acc[1] += (uint32_t)r0[b] * w[4 + b];
+        acc[2] += (uint32_t)r1[b] * w[b];
+        acc[3] += (uint32_t)r1[b] * w[4 + b];
+      } else {
+        acc[0] += (uint32_t)r0[b] * w[b];
+        acc[1] += (uint32_t)r0[b] * w[4 + b];
+        acc[2] += (uint32_t)r0[b] * w2[b];
+        acc[3] += (uint32_t)r0[b] * w2[4 + b];
+      }
+    }
+    if (r1) r1 += 4;
+  }
+#endif
+}
+
+/* The matrix core over TINYC_WL_UPAIRS weights. `rows` is the kernel's own scratch copy
+ * (int8), flipped here in place. */
+TINYC_INLINE void tinyc_mm_upairs_s8(const void *rows, int32_t nrows, int32_t k,
+                                     const uint32_t *w, int32_t out_c, const int32_t *q,
+                                     int32_t zp, int32_t lo, int32_t hi, int32_t right_only,
+                                     int8_t *const *out) {
+  uint8_t *r0 = (uint8_t *)(uintptr_t)rows;
+  uint8_t *r1 = nrows > 1 ? r0 + k : 0;
+  const uint32_t s0 = tinyc_flip_row(r0, k), s1 = r1 ? tinyc_flip_row(r1, k) : s0;
+  const uint8_t *wb = (const uint8_t *)w;
+  int32_t oc, j;
+  for (oc = 0; oc < out_c; oc += r1 ? 2 : 4) {
+    const int32_t pair = oc / 2, next = !r1 && oc + 2 < out_c ? pair + 1 : pair;
+    const int32_t *qa = q + 6 * pair, *qb = q + 6 * next;
+    uint32_t acc[4];
+    acc[0] = (uint32_t)qa[0];
+    acc[1] = (uint32_t)qa[1];
+    acc[2] = (uint32_t)(r1 ? qa[0] : qb[0]);
+    acc[3] = (uint32_t)(r1 ? qa[1] : qb[1]);
+    tinyc_mm_u8(r0, r1, wb + pair * 2 * k, wb + next * 2 * k, k / 4, acc);
+    for (j = 0; j < 4; ++j) {
+      /* two rows: j = 2 * row + channel of the pair; one row: j = channel of the quad */
+      const int32_t ch = oc + (r1 ? (j & 1) : j), row = r1 ? j >> 1 : 0;
+      const int32_t *qq = r1 || j < 2 ? qa : qb;
+      if (ch >= out_c) continue;
+      out[row][ch] = (int8_t)tinyc_rq_s8((int32_t)(acc[j] - (row ? s1 : s0)), qq[2 + (j & 1)],
+                                         qq[4 + (j & 1)], zp, lo, hi, right_only);
+    }
+  }
+}
+
+/* Pair layouts: `nrows` rows (1, or TINYC_MM_ROWS with repeats) of k (% 4 == 0) values. */
 TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int32_t k,
-                                    const uint32_t *w, int32_t out_c, const int32_t *q,
-                                    int32_t zp, int32_t lo, int32_t hi, int32_t right_only,
-                                    int8_t *const *out) {
+                                    int32_t wl, const uint32_t *w, int32_t out_c,
+                                    const int32_t *q, int32_t zp, int32_t lo, int32_t hi,
+                                    int32_t right_only, int8_t *const *out) {
   int32_t oc;
+  if (wl == TINYC_WL_UPAIRS) {
+    tinyc_mm_upairs_s8(rows, nrows, k, w, out_c, q, zp, lo, hi, right_only, out);
+    return;
+  }
 #if TINYC_DSP
   if (nrows == 1) {
     /* one row: two channel pairs per call (an odd last pair is computed twice) */
@@ -389,7 +486,7 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
           tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
         }
       }
-      tinyc_mm_pairs_s8(rows, TINYC_MM_ROWS, k4, (const uint32_t *)w, out_c, q, zp, lo, hi,
+      tinyc_mm_pairs_s8(rows, TINYC_MM_ROWS, k4, wl, (const uint32_t *)w, out_c, q, zp, lo, hi,
                         right_only, dst);
     }
   }
@@ -451,7 +548,8 @@ TINYC_INLINE void tinyc_fc_s8(const int8_t *in, int32_t rows, int32_t k, int32_t
 #else
       (void)fast;
 #endif
-      tinyc_mm_pairs_s8(buf, n, k4, (const uint32_t *)w, out_c, q, zp, lo, hi, right_only, dst);
+      tinyc_mm_pairs_s8(buf, n, k4, wl, (const uint32_t *)w, out_c, q, zp, lo, hi, right_only,
+                        dst);
     }
   }
 }
@@ -624,10 +722,19 @@ typedef void (*tinyc_dwq_row_t)(const int8_t *const *rowp, int32_t n, int32_t ch
 #define TINYC_DWQ_FN(f) ((tinyc_dwq_row_t)0)
 #endif
 
-/* Put n pixels of ch channels (HWC) into a quad-major ring row at column `dst`. */
+/* Put n pixels of ch channels (HWC) into a quad-major ring row at column `dst`; `flip`:
+ * as x + 128 (x ^ 0x80, the unsigned rows of tinyc_dwq_row_u8). */
 TINYC_INLINE void tinyc_dwq_put_row(const int8_t *src, int32_t n, int32_t ch, int32_t row_px,
-                                    int8_t *dst) {
+                                    int8_t *dst, int32_t flip) {
   int32_t x, c;
+  if (flip) {
+    for (x = 0; x < n; ++x, src += ch, dst += 4) {
+      int8_t *d = dst;
+      for (c = 0; c + 4 <= ch; c += 4, d += row_px * 4) tinyc_store4(d, tinyc_load4(src + c) ^ 0x80808080u);
+      for (; c < ch; ++c) dst[(c / 4) * row_px * 4 + c % 4] = (int8_t)(src[c] ^ 0x80);
+    }
+    return;
+  }
 #if TINYC_MVE
   const uint32x4_t segs = vmulq_n_u32(vidupq_n_u32(0, 1), (uint32_t)(row_px * 4));
   for (x = 0; x < n; ++x, src += ch, dst += 4) {
@@ -642,6 +749,38 @@ TINYC_INLINE void tinyc_dwq_put_row(const int8_t *src, int32_t n, int32_t ch, in
     for (c = 0; c < ch; ++c) dst[(c / 4) * row_px * 4 + c % 4] = src[c];
   }
 #endif
+}
+
+/* One output row from unsigned quad-major rows (x + 128) with signed weights: per channel,
+ * the taps of each pixel are byte loads at constant offsets from one pointer per kernel
+ * row (ARMv6-M's LDRB takes an immediate offset, LDRSB does not); the bias holds
+ * -128 * sum(w). */
+TINYC_INLINE void tinyc_dwq_row_u8(const int8_t *const *rowp, int32_t n, int32_t ch,
+                                   int32_t row_px, const int32_t k_h, const int32_t k_w,
+                                   const int32_t s_w, const int32_t dil_w, const int8_t *w,
+                                   const int32_t *q, int32_t zp, int32_t lo, int32_t hi,
+                                   int32_t right_only, int8_t *o) {
+  const int32_t taps = k_h * k_w;
+  int32_t c;
+  for (c = 0; c < ch; ++c) {
+    const int32_t j = c % 4;
+    const int32_t *qc = q + (c / 4) * 12 + j;
+    const int8_t *wq = w + (c / 4) * taps * 4 + j;
+    const uint8_t *rk[16];
+    int32_t ky, px;
+    for (ky = 0; ky < k_h; ++ky) rk[ky] = (const uint8_t *)rowp[ky] + (c / 4) * row_px * 4 + j;
+    for (px = 0; px < n; ++px) {
+      int32_t acc = qc[0], kx;
+#pragma GCC unroll 16
+      for (ky = 0; ky < k_h; ++ky) {
+        const uint8_t *x = rk[ky] + px * s_w * 4;
+#pragma GCC unroll 16
+        for (kx = 0; kx < k_w; ++kx) acc += x[kx * dil_w * 4] * wq[(ky * k_w + kx) * 4];
+      }
+      o[px * ch + c] = (int8_t)tinyc_rq_s8(acc, qc[4], right_only ? -qc[8] : qc[8], zp, lo, hi,
+                                           right_only);
+    }
+  }
 }
 
 /* One output row from quad-major rows, in plain C (what the generated kernels compute). */
@@ -684,8 +823,9 @@ typedef void (*tinyc_row_producer_t)(int32_t row, int8_t *dst);
  * rows (padding = the input zero point, which contributes nothing, exactly as TFLM's
  * skipped taps); rows above and below the image point at a row of zero points.
  * With `quad` the rows and weights are quad-major (see tinyc_dwq_row_t) and `rowq`, tinyc's
- * generated Helium kernel for the layer, computes each output row; a fused producer then
- * writes into a staging row first.
+ * generated Helium kernel for the layer, computes each output row; `quad` 2: the rows hold
+ * x + 128 for tinyc_dwq_row_u8 (cores without DSP). A fused producer then writes into a
+ * staging row first.
  * scratch: (rows spanned by the kernel + 1) ring rows (+ one input row when staged). */
 TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
                               int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
@@ -705,7 +845,8 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
   const int8_t *rowp[16];
   int32_t oy, ky, next = 0; /* rows [next - span, next) are in the ring */
   /* quad-major rows keep their padding for good: only their interiors are rewritten */
-  memset(zrow, in_zp, (size_t)(quad ? (span + 1) * row_bytes : row_bytes));
+  memset(zrow, quad == 2 ? in_zp ^ 0x80 : in_zp,
+         (size_t)(quad ? (span + 1) * row_bytes : row_bytes));
   for (oy = 0; oy < out_h; ++oy) {
     const int32_t y0 = oy * s_h - pad_t;
     for (ky = 0; ky < k_h; ++ky) {
@@ -725,7 +866,7 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
             produce(next, stage);
             src = stage;
           }
-          tinyc_dwq_put_row(src, copy_w, ch, row_px, dst + pad_l * 4);
+          tinyc_dwq_put_row(src, copy_w, ch, row_px, dst + pad_l * 4, quad == 2);
           continue;
         }
         memset(dst, in_zp, (size_t)(pad_l * ch));
@@ -739,6 +880,11 @@ TINYC_INLINE void tinyc_dw_s8(const int8_t *in, int32_t in_h, int32_t in_w, int3
         }
       }
       rowp[ky] = ring + (iy % span) * row_bytes;
+    }
+    if (quad == 2) {
+      tinyc_dwq_row_u8(rowp, out_w, ch, row_px, k_h, k_w, s_w, dil_w, w, q, zp, lo, hi,
+                       right_only, out + oy * out_w * ch);
+      continue;
     }
     if (quad) {
       if (rowq) {

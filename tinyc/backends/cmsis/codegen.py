@@ -34,6 +34,18 @@ RUNTIME_HEADERS = (
 )
 
 
+#: model.c refuses to build where its weight layouts and scratch sizes would not hold
+TARGET_GUARDS = {
+    "plain": (
+        '#include "tinyc_simd.h"',
+        "#if TINYC_DSP || TINYC_MVE",
+        '#error "tinyc generated this model for cores without the DSP extension: compile it'
+        ' again for this board"',
+        "#endif",
+    ),
+}
+
+
 @dataclass
 class GeneratedModel:
     files: dict[str, str]  # relative path -> text
@@ -154,6 +166,7 @@ def generate_model(
             '#include "model.h"',
             '#include "tinyc_kernels.h"',
             *(f'#include "{h}"' for h in sorted(c.headers)),
+            *TARGET_GUARDS.get(target, ()),
             "",
             "/* The activation arena: every run-time tensor at a fixed offset. */",
             "static uint8_t tinyc_arena[TINYC_ARENA_BYTES]",

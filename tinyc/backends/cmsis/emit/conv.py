@@ -118,8 +118,23 @@ def dwq_geometry(node: Node, g: Graph, target: str) -> DwqGeometry | None:
     return dwq if dwq_supported(dwq, geo["in_c"]) else None
 
 
+#: tinyc_dw_s8's ring kinds (its `quad` argument)
+RING_HWC, RING_QUADS, RING_QUADS_U8 = 0, 1, 2
+
+
+def dw_ring(node: Node, g: Graph, target: str) -> int:
+    """How tinyc_dw_s8 keeps its rows: quad-major for the generated Helium kernel;
+    quad-major with unsigned values (x + 128) on cores without DSP, where byte loads with
+    immediate offsets read them (see tinyc_dwq_row_u8); else as the tensor's HWC rows."""
+    if dwq_geometry(node, g, target) is not None:
+        return RING_QUADS
+    if target == "plain" and attr(node, "depth_multiplier") == 1:
+        return RING_QUADS_U8
+    return RING_HWC
+
+
 def quad_rows(node: Node, g: Graph, target: str) -> bool:
-    return dwq_geometry(node, g, target) is not None
+    return dw_ring(node, g, target) != RING_HWC
 
 
 def quad_major_weights(w: np.ndarray) -> np.ndarray:
@@ -217,7 +232,7 @@ class ConvEmitter(Emitter):
         bias = folded_bias(node, g, rq, True)
         direct = self.direct(node, g, layout)
         c.need_header("tinyc_nn.h")
-        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S")
+        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S", "tinyc_mm_v6m.S")
         dims = (geo["in_h"], geo["in_w"], cin, geo["in_c"], geo["out_h"], geo["out_w"], cout,
                 geo["out_c"], geo["k_h"], geo["k_w"], geo["s_h"], geo["s_w"], geo["dil_h"],
                 geo["dil_w"], geo["pad_t"], geo["pad_l"], rq.input_zp, int(direct))  # fmt: skip
@@ -228,8 +243,9 @@ class ConvEmitter(Emitter):
             sub = Requant(rq.multiplier[part], rq.shift[part], rq.input_zp, rq.output_zp,
                           rq.act_min, rq.act_max)  # fmt: skip
             tag = node.name if groups == 1 else f"{node.name}_g{gi}"
-            q, right_only = _records(c, tag, layout, sub, bias[part])
-            wdata, ctype = layout.pack_weights(w.data[part].reshape(cout, -1))
+            w2d = w.data[part].reshape(cout, -1)
+            q, right_only = _records(c, tag, layout, sub, layout.kernel_bias(w2d, bias[part]))
+            wdata, ctype = layout.pack_weights(w2d)
             wsym = c.const_array(f"w_{tag}", wdata, ctype)
             lines.append(
                 f"tinyc_conv_s8({src} + {gi * cin}, {args}, {layout.code}, {wsym}, {q}, "
@@ -272,15 +288,21 @@ class DepthwiseEmitter(Emitter):
 
             emit_depthwise_generic(node, g, c, rq, folded_bias(node, g, rq, False))
             return
-        # Helium: channel quads, the zero point folded (the ring rows hold it where the
-        # input is padded); elsewhere per-channel records, inputs offset as they load
-        layout = QUADS if c.target == "mve" else CHANNELS
+        # Helium and quad-major rings: channel quads, the zero point folded (the ring rows
+        # hold it where the input is padded); elsewhere per-channel records, inputs offset
+        # as they load
+        ring = dw_ring(node, g, c.target)
+        layout = QUADS if c.target == "mve" or ring != RING_HWC else CHANNELS
         bias = folded_bias(node, g, rq, layout.quads)
+        if ring == RING_QUADS_U8:  # rows hold x + 128: sum((x + 128) w) - 128 sum(w)
+            bias = bias - 128 * w.data.astype(np.int64).reshape(-1, w.shape[3]).sum(axis=0)
         q, right_only = _records(c, node.name, layout, rq, bias)
         wl = "TINYC_WL_QUADS" if layout.quads else "TINYC_WL_PAIRS"
-        quad, rowq = 0, "0"
+        quad, rowq = ring, "0"
         dwq = dwq_geometry(node, g, c.target)
-        if dwq is not None:
+        if ring == RING_QUADS_U8:
+            wsym = c.const_array(f"w_{node.name}", quad_major_weights(w.data), "int8_t")
+        elif dwq is not None:
             assert right_only
             wsym = c.const_array(f"w_{node.name}", quad_major_weights(w.data), "int8_t")
             if dwq.name not in c.mve_asm:
@@ -290,7 +312,7 @@ class DepthwiseEmitter(Emitter):
                     "int32_t row_px, const int8_t *w, const int32_t *q, int32_t zp, int32_t lo, "
                     "int32_t hi, int8_t *o);"
                 )
-            quad, rowq = 1, f"TINYC_DWQ_FN({dwq.name})"
+            rowq = f"TINYC_DWQ_FN({dwq.name})"
         else:
             wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
         keys = ("in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w", "s_h", "s_w", "dil_h",
@@ -334,10 +356,12 @@ class FullyConnectedEmitter(Emitter):
         return layout_for(target).fc_scratch(w.shape[1], x.size // w.shape[1])
 
     def scratch_over(self, node, g, target):
-        # one row widened to int16 pairs from its end down (tinyc_row_s8), nothing gathered
+        # one row, nothing gathered: widened to int16 pairs from its end down (DSP), or
+        # moved and flipped to x + 128 (cores without DSP; see tinyc_row_s8)
         w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and x is not None
-        return 0 if target == "dsp" and x.size == w.shape[1] and x.size % 4 == 0 else None
+        one_row = x.size == w.shape[1] and x.size % 4 == 0
+        return 0 if target in ("dsp", "plain") and one_row else None
 
     def emit(self, node, g, c):
         require_int8(node, g)
@@ -347,11 +371,11 @@ class FullyConnectedEmitter(Emitter):
         assert w is not None and w.data is not None and x is not None
         out_c, k = w.shape
         bias = folded_bias(node, g, rq, True)
-        q, right_only = _records(c, node.name, layout, rq, bias)
+        q, right_only = _records(c, node.name, layout, rq, layout.kernel_bias(w.data, bias))
         wdata, ctype = layout.pack_weights(w.data)
         wsym = c.const_array(f"w_{node.name}", wdata, ctype)
         c.need_header("tinyc_nn.h")
-        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S")
+        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S", "tinyc_mm_v6m.S")
         scratch = c.scratch()
         c.call(
             f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {layout.code}, "

@@ -29,6 +29,7 @@ class MatrixLayout:
     group: int  # channels interleaved together
     chunk: int  # bytes of one channel per interleaved chunk
     block_rows: tuple[int, ...]  # pixels a conv kernel gathers before writing, by core
+    unsigned: bool = False  # weights stored as w + 128 (TINYC_WL_UPAIRS)
 
     @property
     def quads(self) -> bool:
@@ -45,9 +46,19 @@ class MatrixLayout:
         padded[:out_c, :k] = w2d
         inter = padded.reshape(ocp // self.group, self.group, kp // self.chunk, self.chunk)
         flat = np.ascontiguousarray(inter.transpose(0, 2, 1, 3)).reshape(-1)
+        if self.unsigned:
+            flat = flat ^ np.int8(-128)  # w + 128 as a byte; padding becomes 128 too
         if self.quads:
             return flat, "int8_t"
         return flat.view("<u4").astype(np.uint32), "uint32_t"
+
+    def kernel_bias(self, w2d: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """The bias the kernels add: for unsigned weights, with -128 * sum(w) folded in
+        (see TINYC_WL_UPAIRS), kept modulo 2^32 like the kernels' sums."""
+        if not self.unsigned:
+            return bias
+        folded = bias.astype(np.int64) - 128 * w2d.astype(np.int64).sum(axis=1)
+        return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int64)
 
     def records(self, rq: Requant, bias: np.ndarray) -> tuple[np.ndarray, int]:
         """Per channel group {biases, multipliers, shifts} and the right_only flag: set when
@@ -67,6 +78,8 @@ class MatrixLayout:
         if self.quads:
             return 0 if direct else 2 * k
         k4 = self.k_padded(k)
+        if self.unsigned:  # two int8 rows (cores without DSP) + a gather
+            return 2 * k4 + (0 if direct else k4)
         # up to three rows expanded to int16 (DSP cores; two int8 rows elsewhere) + a gather
         return 3 * k4 * 2 + (0 if direct else k4)
 
@@ -74,7 +87,10 @@ class MatrixLayout:
         if self.quads:
             return 0
         k4 = self.k_padded(k)
-        return (1 if rows == 1 else 3) * k4 * 2 + (k4 if k != k4 else 0)
+        gather = k4 if k != k4 else 0
+        if self.unsigned:
+            return (1 if rows == 1 else 2) * k4 + gather
+        return (1 if rows == 1 else 3) * k4 * 2 + gather
 
     def conv_direct(self, kernel: tuple[int, int], pads: tuple[int, ...], in_c: int) -> bool:
         """1x1 unpadded kernels read input pixels in place (pairs: in_c % 4 == 0)."""
@@ -86,10 +102,12 @@ class MatrixLayout:
 
 
 PAIRS = MatrixLayout("pairs", "TINYC_WL_PAIRS", 2, 4, (2, 3))
+#: the pair layout for cores without DSP (Cortex-M0+): unsigned operands, see tinyc_nn.h
+UPAIRS = MatrixLayout("upairs", "TINYC_WL_UPAIRS", 2, 4, (2,), unsigned=True)
 QUADS = MatrixLayout("quads", "TINYC_WL_QUADS", 4, 16, (2,))
 #: per-channel {bias, multiplier, shift} records (the depthwise kernels)
 CHANNELS = MatrixLayout("channels", "", 1, 1, ())
 
 
 def layout_for(target: str) -> MatrixLayout:
-    return QUADS if target == "mve" else PAIRS
+    return {"mve": QUADS, "plain": UPAIRS}.get(target, PAIRS)
