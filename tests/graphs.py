@@ -102,6 +102,55 @@ def conv_then_depthwise(seed, h, w, c, mid, k1, s1, p1, k2, s2, d2, p2) -> Graph
     return b.finish([x], ["y"])
 
 
+def residual(seed, h, w, c, mid, stride, skip_conv: bool) -> Graph:
+    """conv 3x3 (stride) -> conv 3x3 -> ADD with the block input (or, with skip_conv, with
+    a 1x1 strided convolution of it): a residual block whose two convolutions fuse."""
+    b = Builder(f"residual_{seed}", seed)
+    x = b.act("x", (1, h, w, c))
+
+    def conv2d(name, src, cin, cout, k, s, pad, act):
+        wt, bias = b.weights(f"w_{name}", (cout, k, k, cin), 0), b.bias(f"b_{name}", cout)
+        b.act(name, (1, 1, 1, cout))
+        b.node("CONV_2D", [src, wt, bias], [name], stride=(s, s), dilation=(1, 1),
+               pads=(pad, pad, pad, pad), activation=act)  # fmt: skip
+        return name
+
+    a = conv2d("a", x, c, mid, 3, stride, 1, "RELU")
+    y = conv2d("y", a, mid, mid if skip_conv else c, 3, 1, 1, "NONE")
+    skip = conv2d("s", x, c, mid, 1, stride, 0, "NONE") if skip_conv else x
+    b.act("out", (1,))
+    b.node("ADD", [skip, y], ["out"], activation="RELU")
+    return b.finish([x], ["out"])
+
+
+def conv_chain(seed, h, w, c, mid, oc) -> Graph:
+    """conv 3x3 -> conv 5x3 (no residual): the middle tensor is the largest."""
+    b = Builder(f"chain_{seed}", seed)
+    x = b.act("x", (1, h, w, c))
+    w1, b1 = b.weights("w1", (mid, 3, 3, c), 0), b.bias("b1", mid)
+    b.act("m", (1, 1, 1, mid))
+    b.node("CONV_2D", [x, w1, b1], ["m"], stride=(1, 1), dilation=(1, 1), pads=(1, 1, 1, 1),
+           activation="RELU6")  # fmt: skip
+    w2, b2 = b.weights("w2", (oc, 5, 3, mid), 0), b.bias("b2", oc)
+    b.act("y", (1, 1, 1, oc))
+    b.node("CONV_2D", ["m", w2, b2], ["y"], stride=(2, 1), dilation=(1, 1), pads=(2, 1, 1, 1),
+           activation="NONE")  # fmt: skip
+    return b.finish([x], ["y"])
+
+
+def fused_cases() -> list[Graph]:
+    """Graphs whose layers fuse (see tinyc.backends.cmsis.fusion)."""
+    return [
+        residual(60, 9, 10, 8, 8, 1, False),
+        residual(61, 11, 8, 4, 12, 2, True),
+        residual(62, 7, 5, 12, 12, 1, False),
+        conv_chain(63, 13, 7, 3, 24, 8),
+        conv_then_depthwise(
+            64, 12, 7, 1, 12, (4, 3), (1, 1), (1, 2, 1, 1), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)
+        ),
+    ]
+
+
 def fully_connected(seed, rows, k, oc, act="NONE", per_channel=True) -> Graph:
     b = Builder(f"fc_{seed}", seed)
     x = b.act("x", (rows, k))

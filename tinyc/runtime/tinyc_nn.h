@@ -472,22 +472,24 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
     tinyc_row_t *rows = (tinyc_row_t *)scratch;
     int8_t *gather = (int8_t *)scratch + TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4);
     int8_t *dst[TINYC_MM_ROWS];
-    /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel. */
+    /* Pixels go in blocks of TINYC_MM_ROWS; a short last block repeats its last pixel,
+     * except a lone one, which takes the one-row kernels. */
     for (p = p0; p < pixels; p += TINYC_MM_ROWS) {
-      for (j = 0; j < TINYC_MM_ROWS; ++j) {
+      const int32_t n = pixels - p == 1 ? 1 : TINYC_MM_ROWS;
+      for (j = 0; j < n; ++j) {
         const int32_t pix = p + j < pixels ? p + j : pixels - 1;
         const int32_t oy = pix / out_w, ox = pix % out_w;
         dst[j] = out + pix * out_cs;
         if (direct) {
-          tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_cs, k4, rows, j, TINYC_MM_ROWS);
+          tinyc_row_s8(in + (oy * s_h * in_w + ox * s_w) * in_cs, k4, rows, j, n);
         } else {
           tinyc_im2col_s8(in, in_h, in_w, in_c, in_cs, k_h, k_w, dil_h, dil_w,
                           oy * s_h - pad_t, ox * s_w - pad_l, in_zp, k4, gather);
-          tinyc_row_s8(gather, k4, rows, j, TINYC_MM_ROWS);
+          tinyc_row_s8(gather, k4, rows, j, n);
         }
       }
-      tinyc_mm_pairs_s8(rows, TINYC_MM_ROWS, k4, wl, (const uint32_t *)w, out_c, q, zp, lo, hi,
-                        right_only, dst);
+      tinyc_mm_pairs_s8(rows, n, k4, wl, (const uint32_t *)w, out_c, q, zp, lo, hi, right_only,
+                        dst);
     }
   }
 }
@@ -807,6 +809,21 @@ TINYC_INLINE void tinyc_dwq_row_ref(const int8_t *const *rowp, int32_t n, int32_
 /* The padded width of the rows a depthwise layer reads. */
 #define TINYC_DW_PADDED_W(out_w, k_w, s_w, dil_w) (((out_w)-1) * (s_w) + ((k_w)-1) * (dil_w) + 1)
 
+/* Copy n bytes to dst <= src (the ranges may overlap): vectors or word pairs forward, each
+ * chunk loaded whole before it is stored. For the row windows of fused layers. */
+TINYC_INLINE void tinyc_move_down(int8_t *dst, const int8_t *src, int32_t n) {
+#if TINYC_MVE
+  for (; n >= 16; n -= 16, dst += 16, src += 16) vst1q_s8(dst, vld1q_s8(src));
+#else
+  for (; n >= 8; n -= 8, dst += 8, src += 8) {
+    const uint32_t a = tinyc_load4(src), b = tinyc_load4(src + 4);
+    tinyc_store4(dst, a);
+    tinyc_store4(dst + 4, b);
+  }
+#endif
+  for (; n > 0; --n) *dst++ = *src++;
+}
+
 /* A function that writes input row `row` (in_w pixels) of a depthwise layer to `dst`: the
  * producing layer, fused so that its output never exists whole (see tinyc_dw_s8). */
 typedef void (*tinyc_row_producer_t)(int32_t row, int8_t *dst);
@@ -921,18 +938,25 @@ TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, co
   int32_t i = 0;
 #if TINYC_MVE
   if (vec) {
-    for (; i < n; i += 4) {
+    /* (x - zp) << 20 as one VMLAS: x * 2^20 + (-zp << 20); whole vectors, then a tail */
+    const int32x4_t p20 = vdupq_n_s32(1 << 20), vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
+    const int32_t xo = (int32_t)((uint32_t)-x_zp << 20), yo = (int32_t)((uint32_t)-y_zp << 20);
+#define TINYC_ADDSUB4(XV, YV)                                                  \
+  int32x4_t a = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(vmlasq_n_s32(XV, p20, xo), x_mult), x_shift); \
+  int32x4_t b = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(vmlasq_n_s32(YV, p20, yo), y_mult), y_shift); \
+  a = sign > 0 ? vaddq_s32(a, b) : vsubq_s32(a, b);                            \
+  a = vaddq_n_s32(TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(a, o_mult), o_shift), zp);  \
+  a = vminq_s32(vmaxq_s32(a, vlo), vhi)
+    for (; i + 4 <= n; i += 4) {
+      TINYC_ADDSUB4(vldrbq_s32(x + i), vldrbq_s32(y + i));
+      vstrbq_s32(out + i, a);
+    }
+    if (i < n) {
       const mve_pred16_t p = vctp32q((uint32_t)(n - i));
-      int32x4_t a = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp), 20);
-      int32x4_t b = vshlq_n_s32(vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp), 20);
-      a = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(a, x_mult), x_shift);
-      b = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(b, y_mult), y_shift);
-      a = sign > 0 ? vaddq_s32(a, b) : vsubq_s32(a, b);
-      a = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(a, o_mult), o_shift);
-      a = vaddq_n_s32(a, zp);
-      a = vminq_s32(vmaxq_s32(a, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+      TINYC_ADDSUB4(vldrbq_z_s32(x + i, p), vldrbq_z_s32(y + i, p));
       vstrbq_p_s32(out + i, a, p);
     }
+#undef TINYC_ADDSUB4
     return;
   }
 #endif
@@ -945,7 +969,9 @@ TINYC_INLINE void tinyc_addsub_n_s8(int32_t n, int32_t sign, const int8_t *x, co
       a = tx[(uint8_t)x[i]];
       b = ty[(uint8_t)y[i]];
     }
-    out[i] = (int8_t)tinyc_rq_s8(sign > 0 ? a + b : a - b, o_mult, o_shift, zp, lo, hi, 0);
+    /* a right shift (the usual case) takes tinyc_rq_s8's short path */
+    out[i] = (int8_t)tinyc_rq_s8(sign > 0 ? a + b : a - b, o_mult,
+                                 o_shift <= -1 ? -o_shift : o_shift, zp, lo, hi, o_shift <= -1);
   }
 }
 
@@ -956,15 +982,21 @@ TINYC_INLINE void tinyc_mul_n_s8(int32_t n, const int8_t *x, const int8_t *y, in
   int32_t i = 0;
 #if TINYC_MVE
   if (vec) {
-    for (; i < n; i += 4) {
+    const int32x4_t vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
+#define TINYC_MUL4(XV, YV)                                                             \
+  int32x4_t t = vmulq_s32(vsubq_n_s32(XV, x_zp), vsubq_n_s32(YV, y_zp));                 \
+  t = vaddq_n_s32(TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(t, mult), shift), zp);              \
+  t = vminq_s32(vmaxq_s32(t, vlo), vhi)
+    for (; i + 4 <= n; i += 4) {
+      TINYC_MUL4(vldrbq_s32(x + i), vldrbq_s32(y + i));
+      vstrbq_s32(out + i, t);
+    }
+    if (i < n) {
       const mve_pred16_t p = vctp32q((uint32_t)(n - i));
-      const int32x4_t a = vsubq_n_s32(vldrbq_z_s32(x + i, p), x_zp);
-      const int32x4_t b = vsubq_n_s32(vldrbq_z_s32(y + i, p), y_zp);
-      int32x4_t t = TINYC_MVE_RDBPOT(vqrdmulhq_n_s32(vmulq_s32(a, b), mult), shift);
-      t = vaddq_n_s32(t, zp);
-      t = vminq_s32(vmaxq_s32(t, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+      TINYC_MUL4(vldrbq_z_s32(x + i, p), vldrbq_z_s32(y + i, p));
       vstrbq_p_s32(out + i, t, p);
     }
+#undef TINYC_MUL4
     return;
   }
 #endif

@@ -15,7 +15,7 @@ from tinyc.backends.cmsis.cwriter import C_TYPES, CContext
 from tinyc.backends.cmsis.emit import get_emitter
 from tinyc.backends.cmsis.emit.dwq_asm import assembly_file
 from tinyc.backends.cmsis.emit.matrix import TARGETS
-from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates
+from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates, fusions
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph
 from tinyc.ir.verify import verify
@@ -71,16 +71,28 @@ def plan_with_fusion(
     g: Graph, target: str = "dsp", kernels: str = "tinyc"
 ) -> tuple[Graph, MemoryPlan]:
     """The backend's view of ``g`` (some layers fused, see tinyc.backends.cmsis.fusion) and
-    its arena plan: of the fusion choices worth trying, the one with the smallest arena."""
-    best = None
-    # a fused pair runs tinyc's own kernel: other kernel libraries run the layers they have
-    for fuse in fusion_candidates(g) if kernels == "tinyc" else [set()]:
-        view = fused_view(g, fuse)
-        plan = _plan_view(view, target, kernels)
-        if best is None or plan.arena_bytes < best[1].arena_bytes:
-            best = (view, plan)
-    assert best is not None
-    return best
+    its arena plan. Fusion saves memory and costs a little time, so: of the fusion choices
+    worth trying, the one with the smallest arena; then each fusion in turn is dropped
+    where the arena does not grow without it, or added where the arena shrinks with it."""
+    if kernels != "tinyc":  # a fused group runs tinyc's kernels
+        return g, _plan_view(g, target, kernels)
+    plans: dict[frozenset[str], tuple[Graph, MemoryPlan]] = {}
+
+    def plan(fuse: frozenset[str]) -> tuple[Graph, MemoryPlan]:
+        if fuse not in plans:
+            view = fused_view(g, set(fuse))
+            plans[fuse] = (view, _plan_view(view, target, kernels))
+        return plans[fuse]
+
+    def arena(fuse: frozenset[str]) -> int:
+        return plan(fuse)[1].arena_bytes
+
+    best = min((frozenset(c) for c in fusion_candidates(g)), key=arena)
+    for key in [f.key for f in fusions(g)]:
+        other = best ^ {key}
+        if (key in best and arena(other) <= arena(best)) or arena(other) < arena(best):
+            best = other
+    return plan(best)
 
 
 def _plan_view(g: Graph, target: str, kernels: str) -> MemoryPlan:
@@ -124,18 +136,27 @@ def _descriptor(g: Graph, name: str, plan: MemoryPlan) -> str:
 
 
 def generate_model(
-    g: Graph, model_name: str, target: str = "dsp", kernels: str = "tinyc"
+    g: Graph,
+    model_name: str,
+    target: str = "dsp",
+    kernels: str = "tinyc",
+    fuse: set[str] | None = None,
 ) -> GeneratedModel:
     """Emit C for ``g`` (already quantized) with the kernels and layouts of ``target``
     ("plain", "dsp" or "mve"; see target_for) and the kernel library ``kernels`` ("tinyc",
     or "cmsis-nn" for CMSIS-NN calls where CMSIS-NN has the op). The code builds for any
-    core; ``target`` picks what runs fastest on the board's."""
+    core; ``target`` picks what runs fastest on the board's. ``fuse``: the fusions to make
+    (keys of tinyc.backends.cmsis.fusion.fusions), instead of the memory plan's choice."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}")
     g = prepare_graph(g)
     if len(g.tensors[g.inputs[0]].shape) > 6 or any(len(g.tensors[n].shape) > 6 for n in g.outputs):
         raise UnsupportedError("model inputs/outputs have more than 6 dimensions")
-    view, plan = plan_with_fusion(g, target, kernels)
+    if fuse is None:
+        view, plan = plan_with_fusion(g, target, kernels)
+    else:
+        view = fused_view(g, fuse)
+        plan = _plan_view(view, target, kernels)
     c = CContext(view, plan, target)
     functions: list[str] = []
     calls: list[str] = []

@@ -216,10 +216,12 @@ class ConvEmitter(Emitter):
 
     def calls(
         self, node: Node, g: Graph, c: CContext, src: str, dst: str, p0: str, p1: str,
-        scratch: str,
+        scratch: str, rows: tuple[str, str] | None = None,
     ) -> str:  # fmt: skip
         """The C statements computing output pixels [p0, p1) of one image from ``src``
-        into ``dst`` (one kernel call per group)."""
+        into ``dst`` (one kernel call per group). ``rows``: C expressions (input rows,
+        padding rows above them) when ``src`` holds only the rows one output row reads,
+        which is then output row 0."""
         require_int8(node, g)
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
@@ -233,9 +235,12 @@ class ConvEmitter(Emitter):
         direct = self.direct(node, g, layout)
         c.need_header("tinyc_nn.h")
         c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S", "tinyc_mm_v6m.S")
-        dims = (geo["in_h"], geo["in_w"], cin, geo["in_c"], geo["out_h"], geo["out_w"], cout,
+        geo_c: dict[str, int | str] = dict(geo)
+        if rows is not None:
+            geo_c.update(in_h=rows[0], pad_t=rows[1], out_h=1)
+        dims = (geo_c["in_h"], geo["in_w"], cin, geo["in_c"], geo_c["out_h"], geo["out_w"], cout,
                 geo["out_c"], geo["k_h"], geo["k_w"], geo["s_h"], geo["s_w"], geo["dil_h"],
-                geo["dil_w"], geo["pad_t"], geo["pad_l"], rq.input_zp, int(direct))  # fmt: skip
+                geo["dil_w"], geo_c["pad_t"], geo["pad_l"], rq.input_zp, int(direct))  # fmt: skip
         args = ", ".join(str(v) for v in dims)
         lines = []
         for gi in range(groups):

@@ -93,8 +93,18 @@ class AddSubEmitter(Emitter):
         )
 
     def emit_flat(self, node: Node, g: Graph, c: CContext) -> None:
-        """Same-shape operands: one always-inline loop (tables on scalar cores, Helium
-        vectors when no shift is a left shift and the left shift is TFLM's 20)."""
+        c.call(
+            self.flat_call(
+                node, g, c, c.ptr(node.inputs[0]), c.ptr(node.inputs[1]),
+                c.ptr(node.outputs[0]), g.out(node).size,
+            )
+        )  # fmt: skip
+
+    @staticmethod
+    def flat_call(node: Node, g: Graph, c: CContext, x: str, y: str, out: str, n: int | str) -> str:
+        """Same-shape operands (or rows of them, `n` values): one always-inline loop (tables
+        on scalar cores, Helium vectors when no shift is a left shift and the left shift is
+        TFLM's 20)."""
         p = get_op(node.op).arith(node, g)
         vec = int(c.target == "mve" and max(p.input1_shift, p.input2_shift, p.output_shift) <= 0
                   and p.left_shift == 20)  # fmt: skip
@@ -113,11 +123,10 @@ class AddSubEmitter(Emitter):
             )
         sign = 1 if node.op == "ADD" else -1
         c.need_header("tinyc_nn.h")
-        c.call(f"tinyc_addsub_n_s8({g.out(node).size}, {sign}, {c.ptr(node.inputs[0])}, "
-               f"{c.ptr(node.inputs[1])}, {tx}, {ty}, {vec}, {p.input1_zp}, {p.input2_zp}, "
-               f"{p.input1_multiplier}, {p.input1_shift}, {p.input2_multiplier}, "
-               f"{p.input2_shift}, {p.output_multiplier}, {p.output_shift}, {p.output_zp}, "
-               f"{p.act_min}, {p.act_max}, {c.ptr(node.outputs[0])});")  # fmt: skip
+        return (f"tinyc_addsub_n_s8({n}, {sign}, {x}, {y}, {tx}, {ty}, {vec}, {p.input1_zp}, "
+                f"{p.input2_zp}, {p.input1_multiplier}, {p.input1_shift}, {p.input2_multiplier}, "
+                f"{p.input2_shift}, {p.output_multiplier}, {p.output_shift}, {p.output_zp}, "
+                f"{p.act_min}, {p.act_max}, {out});")  # fmt: skip
 
 
 @emitter
