@@ -272,6 +272,8 @@ TINYC_INLINE void tinyc_mm_pairs_s8(const tinyc_row_t *rows, int32_t nrows, int3
 #if TINYC_MVE
 void tinyc_mm2x4_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t k,
                      int32_t quads, const int32_t *q, int32_t *acc);
+void tinyc_mmq2_mve(const int8_t *x, const int8_t *y, const int8_t *w, int32_t k, int32_t out_c,
+                    const int32_t *q, const int32_t *rq, int8_t *o0, int8_t *o1);
 
 /* TFLite's RoundingDivideByPOT by -SHIFT (SHIFT <= 0) on four lanes: VRSHL rounds half
  * up, so negative lanes first lose one (half away from zero); a zero shift is exact. */
@@ -325,6 +327,11 @@ TINYC_INLINE void tinyc_mm_quads_s8(const int8_t *r0, const int8_t *r1, int32_t 
   const int32_t wquad = 64 * ((k + 15) / 16); /* weight bytes per quad */
   int32_t oc;
 #if TINYC_MVE
+  if (r1 && right_only) { /* every quad, requantized and stored, in one assembly call */
+    const int32_t rq[3] = {zp, lo, hi};
+    tinyc_mmq2_mve(r0, r1, w, k, out_c, q, rq, o0, o1);
+    return;
+  }
   if (r1) {
     /* a chunk of up to eight quads per call of the assembly kernel */
     const int32_t full = out_c % 4 == 0;
