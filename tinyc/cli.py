@@ -293,6 +293,11 @@ def run_cmd(
         with atomic_dir(output_dir, force) as out:
             for i, y in enumerate(case.outputs):
                 np.save(out / f"output_{i}.npy", y)
+    _finish_run(report, as_json)
+
+
+def _finish_run(report: dict, as_json: bool) -> None:
+    """Print a run/validate report; exit status 1 when anything mismatched."""
     if as_json:
         _emit_json(report)
     else:
@@ -327,12 +332,40 @@ def validate(
     from tinyc.runner import validate_model
 
     report = validate_model(model, board, inputs_dir, cases, _options(board, **kw))
+    _finish_run(report, as_json)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--board", "-b", required=True, help="Target board (see `tinyc boards`).")
+@click.option(
+    "--backend",
+    type=click.Choice(["cmsis", "tflm"]),
+    default="cmsis",
+    show_default=True,
+    help="Interpreter-free C, or a TFLite Micro project.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.png",
+    help="Also draw the arena over the schedule and the per-layer latency.",
+)
+def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | None) -> None:
+    """Per-layer and total SRAM, flash, MACs, instructions and latency of MODEL on BOARD,
+    from tinyc's calibrated cost model (nothing is built or run)."""
+    from tinyc.estimate import estimate_model
+
+    est = estimate_model(model, board, backend)
+    if plot is not None:
+        from tinyc.estimate.plot import plot_estimate
+
+        plot_estimate(est, plot)
     if as_json:
-        _emit_json(report)
+        _emit_json(est.to_json())
     else:
-        _print_run(report)
-    if not report["bit_exact"]:
-        sys.exit(1)
+        click.echo(est.format_text())
 
 
 @cli.command()

@@ -54,7 +54,10 @@ def to_onnx(params: list[np.ndarray]) -> onnx.ModelProto:
     x = "x"
     for i in range(3):
         w, b = f"dense{i}_w", f"dense{i}_b"
-        inits += [numpy_helper.from_array(params[2 * i], w), numpy_helper.from_array(params[2 * i + 1], b)]
+        inits += [
+            numpy_helper.from_array(params[2 * i], w),
+            numpy_helper.from_array(params[2 * i + 1], b),
+        ]
         out = "y" if i == 2 else f"h{i}"
         gemm_out = out if i == 2 else f"z{i}"
         nodes.append(helper.make_node("Gemm", [x, w, b], [gemm_out], name=f"dense{i}"))
@@ -68,8 +71,9 @@ def to_onnx(params: list[np.ndarray]) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                              producer_name="tinyc-example")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tinyc-example"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model

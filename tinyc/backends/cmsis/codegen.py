@@ -53,6 +53,7 @@ class GeneratedModel:
     runtime_sources: list[str]  # runtime .c files the model calls
     const_bytes: int
     graph: Graph  # the graph the code was generated from (I/O in file layout)
+    view: Graph | None = None  # its nodes as emitted: one per node function, some fused
 
 
 def prepare_graph(g: Graph) -> Graph:
@@ -218,6 +219,7 @@ def generate_model(
         runtime_sources=sorted(c.sources),
         const_bytes=c.const_bytes,
         graph=g,
+        view=view,
     )
 
 

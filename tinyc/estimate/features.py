@@ -1,0 +1,754 @@
+"""Loop-count features of tinyc's kernels, one function per kernel the C backend calls.
+
+A node's cost is linear in these features: ``instructions = sum(coef[f] * insn[f])`` and
+``code bytes = sum(coef[f] * code[f])``, with coefficients fitted per core on measured layers
+(``bench/estimate_calibrate.py``). The features count what the kernel's loops do for the
+node's shapes: blocks of pixels, calls of the assembly micro-kernels with their single and
+four-group passes, requantized outputs, bytes gathered by memcpy / memset (split into the
+copies gcc inlines and the ones it calls, by the core's thresholds), taps of unrolled
+depthwise bodies, ... Keep them in step with the kernels of ``tinyc/runtime``: a kernel that
+changes its loop structure needs its feature function changed, then a new calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyc.backends.cmsis.emit.conv import RING_HWC, RING_QUADS_U8, ConvEmitter, dw_ring
+from tinyc.backends.cmsis.emit.conv import _geometry as conv_geometry
+from tinyc.backends.cmsis.emit.fused import ChainShape
+from tinyc.backends.cmsis.emit.matrix import layout_for
+from tinyc.backends.cmsis.fusion import FUSED_CONV_CONV, FUSED_CONV_DW
+from tinyc.ir.graph import Graph, Node
+from tinyc.ir.ops import attr
+from tinyc.ir.ops.base import activation_range_quant, normalize_axis
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the kernels' loop structure depends on, per core."""
+
+    kernels: str  # "plain" | "dsp" | "mve": the C backend's kernel variants (target_for)
+    dsp: bool  # the DSP extension (TINYC_DSP): int16-expanded rows, assembly micro-kernels
+    memcpy_inline_max: int  # constant-size memcpy up to this many bytes is inlined by gcc
+    memset_inline_max: int  # likewise memset with a constant value
+
+    @property
+    def quads(self) -> bool:
+        """Helium kernels: channel quads, one pixel at a time."""
+        return self.kernels == "mve"
+
+    @property
+    def rows(self) -> int:
+        """Pixels per block of the pair-layout matrix kernels (TINYC_MM_ROWS)."""
+        return 3 if self.dsp else 2
+
+
+@dataclass
+class Features:
+    insn: dict[str, float] = field(default_factory=dict)
+    code: dict[str, float] = field(default_factory=dict)
+    weight_reads: float = 0.0  # bytes of flash constants the kernel reads
+    links: set[str] = field(default_factory=set)  # variant functions it calls (VARIANTS)
+
+    def add(self, part: dict[str, float], name: str, value: float) -> None:
+        if value:
+            part[name] = part.get(name, 0.0) + float(value)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _copies(f: Features, t: Target, kind: str, size: int, count: float) -> None:
+    """``count`` constant-size memcpy (``kind`` "cpy") or memset ("set") of ``size`` bytes."""
+    if size <= 0 or count <= 0:
+        return
+    limit = t.memcpy_inline_max if kind == "cpy" else t.memset_inline_max
+    how = "inl" if size <= limit else "call"
+    f.add(f.insn, f"{kind}_{how}_n", count)
+    f.add(f.insn, f"{kind}_{how}_bytes", count * size)
+
+
+def _requant(f: Features, node: Node, g: Graph, outputs: float, calls: int,
+             vectors: float = 0.0) -> None:  # fmt: skip
+    """``outputs`` requantized values; with ``vectors`` (Helium), right-shift-only layers
+    requantize that many vectors of four instead."""
+    right = right_shifts_only(node, g)
+    lo, hi = activation_range_quant(attr(node, "activation"), g.out(node))
+    clamps = int(lo > -128) + int(hi < 127)
+    if right and vectors:
+        f.add(f.insn, "rq_vec", vectors)
+    else:
+        f.add(f.insn, "rq_right" if right else "rq_general", outputs)
+        f.add(f.insn, "rq_clamp", outputs * clamps)
+    f.add(f.code, "right_calls" if right else "general_calls", calls)
+    f.add(f.code, "clamp_calls", calls * clamps)
+
+
+def right_shifts_only(node: Node, g: Graph) -> bool:
+    """Whether every channel's requantization is a right shift of at least one bit (the
+    kernels' ``right_only`` path): every effective multiplier in [2^-32, 0.5). Vectorized, where
+    the op's ``requant()`` computes each channel's fixed-point multiplier."""
+    x, w, y = g.inp(node, 0), g.inp(node, 1), g.out(node)
+    assert x is not None and w is not None and x.quant and w.quant and y.quant
+    eff = float(x.quant.s) * np.asarray(w.quant.scale, np.float64) / float(y.quant.s)
+    # below 2^-32 TFLite's QuantizeMultiplier gives a zero multiplier with shift 0
+    return bool(np.all((eff >= 2.0**-32) & (eff < 0.5)))
+
+
+def _matrix(f: Features, t: Target, blocks: int, nrows: int, k4: int, oc: int) -> None:
+    """tinyc_mm_pairs_s8 over ``blocks`` blocks of ``nrows`` rows of k4 values, oc channels:
+    the DSP assembly kernels (3 rows x 1 channel pair, 1 row x 2 pairs), the ARMv6-M ones
+    on unsigned rows (2 rows x 1 pair, 1 row x 2 pairs), or C loops."""
+    groups = k4 // 4
+    if t.kernels == "plain" and layout_for(t.kernels).unsigned:
+        tag, per = ("u2", 2) if nrows > 1 else ("u1", 4)
+        calls = blocks * _ceil(oc, per)
+        f.add(f.insn, f"{tag}_calls", calls)
+        f.add(f.insn, f"{tag}_groups", calls * groups)
+        f.add(f.insn, "u_flip_groups", blocks * nrows * groups)
+        f.links.add("tinyc_mm_v6m.o:.text")
+        return
+    if not t.dsp:
+        f.add(f.insn, "mm_oc", blocks * oc)
+        f.add(f.insn, "mm_rows", blocks * oc * nrows)
+        f.add(f.insn, "mm_macs", blocks * oc * nrows * k4)
+        return
+    if nrows == 1:
+        quads = _ceil(oc, 4)
+        f.add(f.insn, "mm4_calls", blocks * quads)
+        f.add(f.insn, "mm4_single", blocks * quads * (groups % 4))
+        f.add(f.insn, "mm4_quad", blocks * quads * (groups // 4))
+        return
+    pairs = _ceil(oc, 2)
+    f.add(f.insn, "mm_calls", blocks * pairs)
+    f.add(f.insn, "mm_single", blocks * pairs * (groups % 4))
+    f.add(f.insn, "mm_quad", blocks * pairs * (groups // 4))
+
+
+def _loops(f: Features, calls: int, groups: int, chunks: int, sites: int) -> None:
+    """Code-size features of the matrix kernels' loops with constant trips: the row
+    expansion (``groups`` of 4 values, unrolled when few), the channel loop over ``chunks``
+    micro-kernel calls (no loop code for one) and its ``sites`` requantization sequences."""
+    f.add(f.code, "loop_calls", calls * int(chunks > 1))
+    f.add(f.code, "few_groups", calls * groups * int(groups <= 16))
+    f.add(f.code, "rq_sites", calls * sites)
+
+
+def _rows(f: Features, t: Target, slots: int, k4: int) -> None:
+    """tinyc_row_s8 for ``slots`` rows: int16 expansion (DSP) or a memcpy of k4 bytes."""
+    if t.dsp:
+        f.add(f.insn, "row_groups", slots * (k4 // 4))
+    else:
+        _copies(f, t, "cpy", k4, slots)
+
+
+def _im2col(f: Features, t: Target, geo: dict[str, int], cin: int, grouped: bool,
+            slots_pix: np.ndarray, k4: int) -> None:  # fmt: skip
+    """tinyc_im2col_s8 for the given output pixels (block slots, repeats included)."""
+    k_h, k_w, in_h, in_w = geo["k_h"], geo["k_w"], geo["in_h"], geo["in_w"]
+    oy, ox = np.divmod(slots_pix, geo["out_w"])
+    y0 = oy * geo["s_h"] - geo["pad_t"]
+    x0 = ox * geo["s_w"] - geo["pad_l"]
+    whole = (geo["dil_w"] == 1) & (not grouped) & (x0 >= 0) & (x0 + k_w <= in_w)
+    n = len(slots_pix)
+    f.add(f.insn, "i2c_rows", n * k_h)
+    for ky in range(k_h):
+        iy = y0 + ky * geo["dil_h"]
+        outside = (iy < 0) | (iy >= in_h)
+        full = ~outside & whole
+        part = ~outside & ~whole
+        _copies(f, t, "set", k_w * cin, int(outside.sum()))
+        _copies(f, t, "cpy", k_w * cin, int(full.sum()))
+        nparts = int(part.sum())
+        if nparts:
+            f.add(f.insn, "i2c_kx", nparts * k_w)
+            for kx in range(k_w):
+                ix = x0[part] + kx * geo["dil_w"]
+                out_x = int(((ix < 0) | (ix >= in_w)).sum())
+                _copies(f, t, "set", cin, out_x)
+                _copies(f, t, "cpy", cin, nparts - out_x)
+    _copies(f, t, "set", k4 - k_h * k_w * cin, n)
+
+
+def _quads(f: Features, rows: int, k: int, oc: int, pairs: bool, right: bool = False) -> int:
+    """tinyc_mm_quads_s8 (Helium), four channels at a time over 16-byte blocks of k: for
+    ``rows`` pairs of rows through the assembly kernels (right shifts only: every quad and
+    its requantization in one call; otherwise chunks of up to eight quads), or for ``rows``
+    single rows with VMLADAVA intrinsics. Returns the channel quads."""
+    quads = _ceil(oc, 4)
+    tag = ("mmq2" if right else "mmq") if pairs else "mmq1"
+    if pairs:
+        f.add(f.insn, f"{tag}_calls", rows * (1 if right else _ceil(quads, 8)))
+    f.add(f.insn, f"{tag}_quads", rows * quads)
+    f.add(f.insn, f"{tag}_blocks", rows * quads * (k // 16))
+    f.add(f.insn, f"{tag}_tail", rows * quads * int(k % 16 > 0))
+    return quads
+
+
+def _slots(ranges: list[tuple[int, int]], block: int, lone: bool) -> tuple[np.ndarray, int, int]:
+    """Output pixels of the row slots the matrix kernel fills for the pixel ranges it is
+    called on: blocks of ``block`` pixels, a short last block repeating its last pixel, or
+    (``lone``) a single leftover pixel alone through the one-row kernels. Returns the
+    slots' pixels, the full blocks and the one-row blocks."""
+    out, full, ones = [], 0, 0
+    for p0, p1 in ranges:
+        n = p1 - p0
+        if lone and n % block == 1:
+            out.append(np.arange(p0, p1))
+            full, ones = full + n // block, ones + 1
+            continue
+        m = _ceil(n, block) * block
+        out.append(p0 + np.minimum(np.arange(m), n - 1))
+        full += m // block
+    pixels = np.concatenate(out) if out else np.zeros(0, np.int64)
+    return pixels, full, ones
+
+
+def conv_features(node: Node, g: Graph, ranges: list[tuple[int, int]], t: Target) -> Features:
+    """tinyc_conv_s8 called once per pixel range [p0, p1) of one group's output."""
+    f = Features()
+    geo = conv_geometry(node, g)
+    w = g.inp(node, 1)
+    assert w is not None
+    cin = w.shape[3]
+    groups = geo["in_c"] // cin
+    cout = geo["out_c"] // groups
+    k = geo["k_h"] * geo["k_w"] * cin
+    calls = len(ranges)
+    direct = ConvEmitter().direct(node, g, layout_for(t.kernels))
+    f.add(f.insn, "calls", calls)
+    f.add(f.code, "calls", 1)
+    f.add(f.code, "im2col_calls", 0 if direct else 1)
+    f.add(f.code, "pad_calls", int(any(attr(node, "pads"))))
+    block = 2 if t.quads else t.rows
+    kp = k if t.quads else _ceil(k, 4) * 4
+    slots, blocks, ones = _slots(ranges, block, lone=not t.quads)
+    f.add(f.insn, "blocks", blocks + ones)
+    f.add(f.insn, "slots", len(slots))
+    if not direct:
+        _im2col(f, t, geo, cin, groups > 1, slots, kp)
+    if t.quads:
+        right = right_shifts_only(node, g)
+        quads = _quads(f, blocks, k, cout, pairs=True, right=right)
+        if right:  # requantized in the assembly kernel
+            f.add(f.code, "right_calls", 1)
+        else:
+            _requant(f, node, g, len(slots) * cout, 1, len(slots) * quads)
+        f.weight_reads = blocks * quads * (64 * _ceil(k, 16) + 48)
+        return f
+    _rows(f, t, len(slots), kp)
+    _matrix(f, t, blocks, t.rows, kp, cout)
+    if ones:
+        _matrix(f, t, ones, 1, kp, cout)
+    _requant(f, node, g, len(slots) * cout, 1)
+    _loops(f, 1, kp // 4, _ceil(cout, 2), 3 * min(cout, 2))
+    f.add(f.code, "odd_calls", cout % 2)
+    f.weight_reads = blocks * _ceil(cout, 2) * (2 * kp + 24)
+    return f
+
+
+def conv(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_conv_s8: one call per image and group over all its pixels."""
+    y = g.out(node)
+    f = conv_features(node, g, [(0, y.shape[1] * y.shape[2])], t)
+    if calls > 1:  # the same call per image and group (each an inlined copy)
+        f.insn = {k: v * calls for k, v in f.insn.items()}
+        f.code = {k: v * calls for k, v in f.code.items()}
+        f.weight_reads *= calls
+    return f
+
+
+def fully_connected(node: Node, g: Graph, calls: int, t: Target, args: list[list[str]]
+                    ) -> Features:  # fmt: skip
+    """tinyc_fc_s8: rows one at a time (one row, or Helium) or in blocks; on DSP cores a
+    one-row layer whose call sets ``fast`` runs whole in one assembly kernel."""
+    f = Features()
+    w, x = g.inp(node, 1), g.inp(node, 0)
+    assert w is not None and x is not None
+    oc, k = w.shape
+    rows = x.size // k
+    f.add(f.insn, "calls", calls)
+    f.add(f.code, "multirow_calls", calls * int(rows > 1))
+    if t.quads:
+        f.add(f.code, "calls", calls)
+        f.add(f.insn, "slots", rows)
+        quads = _quads(f, rows, k, oc, pairs=False)
+        _requant(f, node, g, rows * oc, calls, rows * quads)
+        f.weight_reads = rows * quads * (64 * _ceil(k, 16) + 48)
+        return f
+    k4 = _ceil(k, 4) * 4
+    nrows = 1 if rows == 1 else t.rows
+    blocks = _ceil(rows, nrows)
+    slots = blocks * nrows
+    f.add(f.insn, "blocks", blocks)
+    f.add(f.insn, "slots", slots)
+    if k != k4:
+        _copies(f, t, "cpy", k, slots)
+        _copies(f, t, "set", k4 - k, slots)
+    _rows(f, t, slots, k4)
+    fast = bool(args) and len(args[0]) > _FC_FAST_ARG and args[0][_FC_FAST_ARG].strip() != "0"
+    if t.dsp and nrows == 1 and fast:  # tinyc_fc1_dsp_*: quads of channels, groups by 8
+        quads, groups = _ceil(oc, 4), k4 // 4
+        f.add(f.insn, "fc1_quads", quads)
+        f.add(f.insn, "fc1_single", quads * (groups % 8))
+        f.add(f.insn, "fc1_oct", quads * (groups // 8))
+        lo, hi = activation_range_quant(attr(node, "activation"), g.out(node))
+        f.add(f.insn, "fc1_out", oc)
+        f.add(f.insn, "fc1_clamp", oc * (int(lo > -128) + int(hi < 127)))
+        f.add(f.code, "fast_calls", calls)
+        clamp = "n" if lo == -128 and hi == 127 else "l" * (lo > -128) + "h" * (hi < 127)
+        tail = "_t" if args[0][_FC_FAST_ARG].strip() == "2" else ""
+        f.links.add(f"tinyc_mm_dsp.o:.text.tinyc_fc1_dsp_{clamp}{tail}")
+        f.add(f.code, "few_groups", calls * groups * int(groups <= 16))
+        f.add(f.code, "gather_calls", calls * int(k != k4))
+        f.weight_reads = _ceil(oc, 2) * (2 * k4 + 24)
+        return f
+    _matrix(f, t, blocks, nrows, k4, oc)
+    f.links.add("tinyc_mm_dsp.o:.text")
+    f.add(f.code, "calls", calls)  # (the one-call path above has its own base)
+    _requant(f, node, g, slots * oc, calls)
+    if nrows == 1:
+        _loops(f, calls, k4 // 4, _ceil(oc, 4), min(oc, 4))
+    else:
+        _loops(f, calls, k4 // 4, _ceil(oc, 2), 3 * min(oc, 2))
+    f.add(f.code, "gather_calls", calls * int(k != k4))
+    f.weight_reads = blocks * _ceil(oc, 2) * (2 * k4 + 24)
+    return f
+
+
+def _ring_fills(geo: dict[str, int]) -> int:
+    """Input rows tinyc_dw_s8 brings into its ring (each once, as the window slides)."""
+    span = (geo["k_h"] - 1) * geo["dil_h"] + 1
+    filled = nxt = 0
+    for oy in range(geo["out_h"]):
+        y0 = oy * geo["s_h"] - geo["pad_t"]
+        for ky in range(geo["k_h"]):
+            iy = y0 + ky * geo["dil_h"]
+            if iy < 0 or iy >= geo["in_h"]:
+                continue
+            nxt = max(nxt, iy - span + 1)
+            if nxt <= iy:
+                filled += iy + 1 - nxt
+                nxt = iy + 1
+    return filled
+
+
+def depthwise_ring(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_dw_s8: input rows copied (or, fused, produced) once into a ring of padded rows;
+    unrolled taps per 4 channels (DSP), per 4 pixels x 4 channels (Helium, right shifts
+    only), or one channel at a time."""
+    fused = node.op == FUSED_CONV_DW
+    dw = node.attrs["dw"] if fused else node
+    f = Features()
+    geo = conv_geometry(dw, g)
+    ch, k_h, k_w = geo["in_c"], geo["k_h"], geo["k_w"]
+    out_h, out_w, pad_l = geo["out_h"], geo["out_w"], geo["pad_l"]
+    pw = (out_w - 1) * geo["s_w"] + (k_w - 1) * geo["dil_w"] + 1
+    copy_w = min(geo["in_w"], pw - pad_l)
+    filled = _ring_fills(geo)
+    pixels = out_h * out_w
+    taps = k_h * k_w
+    right = right_shifts_only(dw, g)
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "out_rows", calls * out_h)
+    f.add(f.insn, "row_taps", calls * out_h * k_h)
+    f.add(f.insn, "ring_rows", calls * filled)
+    quads = tail = 0
+    ring = dw_ring(dw, g, t.kernels)
+    if ring == RING_QUADS_U8:  # unsigned quad-major rows, a channel at a time
+        f.add(f.insn, "u8_fill_px", calls * filled * copy_w * ch)
+        f.add(f.insn, "u8_ch_rows", calls * out_h * ch)
+        f.add(f.insn, "u8_px", calls * pixels * ch)
+        f.add(f.insn, "u8_px_taps", calls * pixels * ch * taps)
+        _requant(f, dw, g, calls * pixels * ch, calls)
+        f.add(f.code, "calls", calls)
+        f.add(f.code, "u8_taps_calls", calls * taps)
+        f.weight_reads = calls * pixels * (taps * ch + 12 * ch)
+        return f
+    if ring != RING_HWC:  # quad-major ring rows, a generated Helium row kernel
+        quads = _ceil(ch, 4)
+        blocks = max(out_w // 4, 1)  # blocks of four pixels, the last taking up to six
+        tag = "dwq"
+        f.add(f.insn, "q_fill_px", calls * filled * copy_w * _ceil(ch, 16))
+        f.add(f.insn, f"{tag}_rows", calls * out_h)
+        f.add(f.insn, f"{tag}_blocks", calls * out_h * blocks * quads)
+        f.add(f.insn, f"{tag}_block_taps", calls * out_h * blocks * quads * taps)
+        f.add(f.insn, f"{tag}_px_taps", calls * pixels * quads * taps)
+        f.add(f.insn, f"{tag}_px", calls * pixels * quads)
+        f.add(f.code, "calls", calls)
+        f.weight_reads = calls * pixels * (taps * ch + 12 * ch)
+        return f
+    _copies(f, t, "set", max(pw, pad_l + geo["in_w"]) * ch, calls)
+    _copies(f, t, "set", pad_l * ch, calls * filled)
+    if not fused:
+        _copies(f, t, "cpy", copy_w * ch, calls * filled)
+    _copies(f, t, "set", (pw - pad_l - copy_w) * ch, calls * filled)
+    if t.quads and right:  # four pixels x four channels, a short group repeats its last pixel
+        groups = out_h * _ceil(out_w, 4)
+        quads = _ceil(ch, 4)
+        f.add(f.insn, "pgroups", calls * groups)
+        f.add(f.insn, "pg_quads", calls * groups * quads)
+        f.add(f.insn, "pg_quad_taps", calls * groups * quads * taps)
+        _requant(f, dw, g, calls * groups * 4 * ch, calls, calls * groups * 4 * quads)
+    elif t.quads:  # quad records, one channel at a time
+        f.add(f.insn, "pixels", calls * pixels)
+        f.add(f.insn, "sq_ch", calls * pixels * ch)
+        f.add(f.insn, "sq_taps", calls * pixels * ch * taps)
+        _requant(f, dw, g, calls * pixels * ch, calls)
+    else:
+        quads = ch // 4 if t.dsp else 0
+        tail = ch - 4 * quads
+        f.add(f.insn, "pixels", calls * pixels)
+        f.add(f.insn, "quads", calls * pixels * quads)
+        f.add(f.insn, "quad_taps", calls * pixels * quads * taps)
+        f.add(f.insn, "tail", calls * pixels * tail)
+        f.add(f.insn, "tail_taps", calls * pixels * tail * taps)
+        _requant(f, dw, g, calls * pixels * ch, calls)
+    f.add(f.code, "calls", calls)
+    f.add(f.code, "quad_taps_calls", calls * taps * int(quads > 0))
+    f.add(f.code, "quad_loop_calls", calls * int(quads > 1))
+    f.add(f.code, "tail_calls", calls * int(tail > 0))
+    f.add(f.code, "tail_taps_calls", calls * taps * int(tail > 0))
+    f.add(f.code, "pad_calls", calls * int(any(attr(dw, "pads"))))
+    f.weight_reads = calls * pixels * (taps * ch + 12 * ch)
+    return f
+
+
+def _valid_taps(geo: dict[str, int], k: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per output pixel: kernel rows and taps that fall inside the input."""
+    oy = np.arange(geo["out_h"]) * geo["s_h"] - geo["pad_t"]
+    ox = np.arange(geo["out_w"]) * geo["s_w"] - geo["pad_l"]
+    ys = oy[:, None] + np.arange(k[0])[None, :] * geo.get("dil_h", 1)
+    xs = ox[:, None] + np.arange(k[1])[None, :] * geo.get("dil_w", 1)
+    vy = ((ys >= 0) & (ys < geo["in_h"])).sum(axis=1)
+    vx = ((xs >= 0) & (xs < geo["in_w"])).sum(axis=1)
+    rows = np.add.outer(vy, np.zeros_like(vx))
+    return rows, np.multiply.outer(vy, vx)
+
+
+def depthwise_generic(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_depthwise_s8: bounds-checked taps (any depth multiplier)."""
+    f = Features()
+    geo = conv_geometry(node, g)
+    in_c, out_c = geo["in_c"], geo["out_c"]
+    mult = out_c // in_c
+    rows, taps = _valid_taps(geo, (geo["k_h"], geo["k_w"]))
+    pixels = geo["out_h"] * geo["out_w"]
+    quads = out_c // 4 if (t.dsp and mult == 1) else 0
+    tail = out_c - 4 * quads
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "out_rows", calls * geo["out_h"])
+    f.add(f.insn, "pixels", calls * pixels)
+    for name, n in (("quad", quads), ("ch", tail)):
+        f.add(f.insn, f"{name}s", calls * pixels * n)
+        f.add(f.insn, f"{name}_ky", calls * pixels * n * geo["k_h"])
+        f.add(f.insn, f"{name}_kx", calls * n * int(rows.sum()) * geo["k_w"])
+        f.add(f.insn, f"{name}_taps", calls * n * int(taps.sum()))
+    f.add(f.insn, "rq_general", calls * pixels * out_c)
+    f.add(f.code, "calls", calls)
+    f.weight_reads = calls * (int(taps.sum()) * out_c + pixels * out_c * 12)
+    return f
+
+
+def pool(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_avgpool_s8 / tinyc_maxpool_s8: per output pixel, channels in groups (4 on DSP
+    cores and a scalar tail; 8 (average) or 16 (max) predicated lanes on Helium; one at a
+    time elsewhere), each over the valid window taps."""
+    f = Features()
+    x, y = g.inp(node, 0), g.out(node)
+    assert x is not None
+    stride, pads, k = attr(node, "stride"), attr(node, "pads"), tuple(attr(node, "filter"))
+    geo = {
+        "in_h": x.shape[1], "in_w": x.shape[2], "out_h": y.shape[1], "out_w": y.shape[2],
+        "s_h": stride[0], "s_w": stride[1], "pad_t": pads[0], "pad_l": pads[2],
+    }  # fmt: skip
+    rows, taps = _valid_taps(geo, k)
+    ch = x.shape[3]
+    pixels = y.shape[1] * y.shape[2]
+    if t.quads:
+        size = 8 if node.op == "AVERAGE_POOL_2D" else 16
+        groups, tail = _ceil(ch, size), 0
+    elif t.dsp:
+        groups, tail = ch // 4, ch % 4
+    else:
+        groups, tail = 0, ch
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "out_rows", calls * y.shape[1])
+    f.add(f.insn, "pixels", calls * pixels)
+    for name, n in (("grp", groups), ("ch", tail)):
+        f.add(f.insn, name, calls * pixels * n)
+        f.add(f.insn, f"{name}_ky", calls * n * int(rows.sum()))
+        f.add(f.insn, f"{name}_taps", calls * n * int(taps.sum()))
+    f.add(f.insn, "outputs", calls * pixels * ch)
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def _bcast_outer(g: Graph, node: Node) -> int:
+    """Iterations of the outer loops of the broadcasting elementwise kernels."""
+    shape = list(g.out(node).shape)
+    shape = [1] * (5 - len(shape)) + shape
+    return int(np.prod(shape[:4]))
+
+
+def elementwise_flat(node: Node, g: Graph, calls: int, t: Target, args: list[list[str]]
+                     ) -> Features:  # fmt: skip
+    """tinyc_addsub_n_s8 / tinyc_mul_n_s8: same-shape operands, one inline loop (tables or
+    scalar requantization), or Helium vectors of four when the call's ``vec`` flag is set."""
+    f = Features()
+    n = g.out(node).size
+    vec = bool(args) and args[0][_VEC_ARG[node.op]].strip() == "1"
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "vecs" if vec else "elems", _ceil(n, 4) if vec else n)
+    f.add(f.code, "calls", calls)
+    f.add(f.code, "vec_calls", calls * int(vec))
+    f.weight_reads = 0 if vec else 8 * n
+    return f
+
+
+#: position of the ``fast`` argument of tinyc_fc_s8
+_FC_FAST_ARG = 11
+#: position of the ``vec`` argument of the flat elementwise kernels
+_VEC_ARG = {"ADD": 6, "SUB": 6, "MUL": 7}
+
+
+def elementwise(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_addsub_s8 / tinyc_mul_s8: broadcasting loops over five dimensions."""
+    f = Features()
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "outer", _bcast_outer(g, node))
+    f.add(f.insn, "elems", g.out(node).size)
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def per_element(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_lut_s8, quantize / dequantize: one loop over the elements."""
+    f = Features()
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "elems", g.out(node).size)
+    f.add(f.code, "calls", calls)
+    f.weight_reads = g.out(node).size
+    return f
+
+
+def softmax(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    f = Features()
+    y = g.out(node)
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "rows", y.size // y.shape[-1])
+    f.add(f.insn, "elems", y.size)
+    f.add(f.code, "calls", calls)
+    f.weight_reads = 8 * y.size
+    return f
+
+
+def mean(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    f = Features()
+    x = g.inp(node, 0)
+    assert x is not None
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "outputs", g.out(node).size)
+    f.add(f.insn, "elems", x.size)
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def copy_blocks(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_copy_blocks: one memcpy per outer index, per input (join) or output (split)."""
+    f = Features()
+    joins = node.op in ("CONCATENATION", "PACK")
+    parts = node.inputs if joins else node.outputs
+    whole = g.out(node) if joins else g.inp(node, 0)
+    assert whole is not None
+    axis = normalize_axis(attr(node, "axis"), len(whole.shape), node)
+    outer = int(np.prod(whole.shape[:axis], dtype=np.int64))
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "blocks", outer * len(parts))
+    f.add(f.insn, "bytes", sum(g.tensors[p].nbytes for p in parts))
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def pad(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_pad: recursion over dimensions, a memcpy per innermost row."""
+    f = Features()
+    x, y = g.inp(node, 0), g.out(node)
+    assert x is not None
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "dims", sum(int(np.prod(x.shape[:d])) for d in range(len(x.shape))))
+    f.add(f.insn, "rows", int(np.prod(x.shape[:-1])))
+    f.add(f.insn, "in_bytes", x.nbytes)
+    f.add(f.insn, "out_bytes", y.nbytes)
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def transpose(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    f = Features()
+    y = g.out(node)
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "elems", y.size)
+    f.add(f.insn, "elems_rank", y.size * len(y.shape))
+    f.add(f.code, "calls", calls)
+    return f
+
+
+def memcpy(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """A RESHAPE whose input and output sit at different arena offsets: one block copy
+    (costed with tinyc_copy_blocks' coefficients, see ALIASES)."""
+    f = Features()
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "blocks", calls)
+    f.add(f.insn, "bytes", g.out(node).nbytes)
+    f.add(f.code, "calls", calls)
+    return f
+
+
+FeatureFn = Callable[..., Features]
+
+#: kernel function called by a node function -> its features
+KERNELS: dict[str, FeatureFn] = {
+    "tinyc_conv_s8": conv,
+    "tinyc_fc_s8": fully_connected,
+    "tinyc_dw_s8": depthwise_ring,
+    "tinyc_depthwise_s8": depthwise_generic,
+    "tinyc_avgpool_s8": pool,
+    "tinyc_maxpool_s8": pool,
+    "tinyc_addsub_s8": elementwise,
+    "tinyc_addsub_n_s8": elementwise_flat,
+    "tinyc_mul_n_s8": elementwise_flat,
+    "tinyc_mul_s8": elementwise,
+    "tinyc_lut_s8": per_element,
+    "tinyc_quantize_f32_s8": per_element,
+    "tinyc_dequantize_s8_f32": per_element,
+    "tinyc_softmax_s8": softmax,
+    "tinyc_mean_s8": mean,
+    "tinyc_copy_blocks": copy_blocks,
+    "tinyc_pad": pad,
+    "tinyc_transpose": transpose,
+    "memcpy": memcpy,
+    "tinyc_move_down": memcpy,  # (fused chains only: chain_features)
+}
+
+
+#: runtime sections (by unit-name prefix) a kernel links only when its calls take the path
+#: that needs them, as named in Features.links
+VARIANTS = {"tinyc_fc_s8": ("tinyc_mm_dsp.o:.text", "tinyc_mm_mve.o:.text")}
+
+#: kernels costed with another kernel's calibration (same loop, no layers of their own)
+ALIASES = {"memcpy": "tinyc_copy_blocks", "tinyc_move_down": "tinyc_copy_blocks"}
+
+
+#: op kinds a kernel computes, to find the member of a fused node a call is for
+_KERNEL_OPS = {
+    "tinyc_conv_s8": ("CONV_2D",),
+    "tinyc_dw_s8": ("DEPTHWISE_CONV_2D",),
+    "tinyc_addsub_n_s8": ("ADD", "SUB"),
+    "tinyc_addsub_s8": ("ADD", "SUB"),
+    "tinyc_mul_n_s8": ("MUL",),
+    "tinyc_mul_s8": ("MUL",),
+}
+
+
+def _member(kernel: str, node: Node, args: list[list[str]]) -> Node:
+    """The member of a fused node a kernel call computes: the one of the kernel's op kind;
+    of a chain's two convolutions, the consumer reads a window of rows (its input height,
+    the second argument, is an expression), the producer the whole input."""
+    members = [v for v in node.attrs.values() if isinstance(v, Node)]
+    kind = [m for m in members if m.op in _KERNEL_OPS.get(kernel, ())] or members[-1:]
+    if len(kind) > 1 and kernel == "tinyc_conv_s8" and node.op == FUSED_CONV_CONV:
+        whole = bool(args) and args[0][1].strip().isdigit()
+        return node.attrs["producer"] if whole else node.attrs["consumer"]
+    return kind[0]
+
+
+def _chain_schedule(s: ChainShape) -> tuple[list[tuple[int, int]], int, int]:
+    """The loop of a fused convolution chain (FusedConvConvEmitter) replayed: the producer
+    row ranges made per call, and the window moves with the bytes they move."""
+    gc = s.gc
+    k_span = (gc["k_h"] - 1) * gc["dil_h"] + 1
+    made: list[tuple[int, int]] = []
+    moves = moved = have0 = have1 = 0
+    for oy, n, _ in s.steps():
+        lo = max(oy * gc["s_h"] - gc["pad_t"], 0)
+        hi = min((oy + n - 1) * gc["s_h"] - gc["pad_t"] + k_span, gc["in_h"])
+        if lo >= have1:
+            have0 = have1 = lo
+        elif lo > have0:
+            moves, moved = moves + 1, moved + (have1 - lo) * s.row_in
+            have0 = lo
+        while have1 < hi:
+            m = min(s.batch, s.gp["out_h"] - have1)
+            made.append((have1, have1 + m))
+            have1 += m
+    return made, moves, moved
+
+
+def chain_features(kernel: str, node: Node, g: Graph, t: Target, args: list[list[str]]
+                   ) -> Features:  # fmt: skip
+    """A kernel of a fused CONV_2D -> CONV_2D [-> ADD] chain: the producer convolution per
+    batch of rows, the consumer per step of output rows, the residual ADD per step, and the
+    window's moves (an inlined copy loop, costed with the block copy's coefficients)."""
+    s = ChainShape(node, g, t.kernels)
+    steps = s.steps()
+    made, moves, moved = _chain_schedule(s)
+    if kernel == "tinyc_move_down":
+        f = Features()
+        f.add(f.insn, "calls", moves)
+        f.add(f.insn, "blocks", moves)
+        f.add(f.insn, "bytes", moved)
+        f.add(f.code, "calls", 1)
+        return f
+    member = _member(kernel, node, args)
+    if kernel == "tinyc_conv_s8":
+        if member is s.producer:
+            w = s.gp["out_w"]
+            return conv_features(member, g, [(a * w, b * w) for a, b in made], t)
+        w = s.gc["out_w"]
+        return conv_features(member, g, [(oy * w, (oy + n) * w) for oy, n, _ in steps], t)
+    f = KERNELS[kernel](member, g, 1, t, args)  # the residual ADD, once per step
+    f.add(f.insn, "calls", len(steps) - 1)
+    return f
+
+
+def fused_features(kernel: str, node: Node, g: Graph, t: Target, args: list[list[str]]
+                   ) -> Features:  # fmt: skip
+    """A kernel of a fused node (tinyc.backends.cmsis.fusion), costed on the member it
+    computes. The members before the last are produced row by row, each row once: a
+    convolution is called per output row, an elementwise op per row of its output."""
+    if node.op == FUSED_CONV_CONV:
+        return chain_features(kernel, node, g, t, args)
+    if kernel == "tinyc_dw_s8" and node.op == FUSED_CONV_DW:
+        return depthwise_ring(node, g, 1, t)
+    member = _member(kernel, node, args)
+    y = g.out(member)
+    rows = y.shape[1] if len(y.shape) == 4 else 1
+    if kernel == "tinyc_conv_s8":
+        w = y.shape[2]
+        return conv_features(member, g, [(r * w, (r + 1) * w) for r in range(rows)], t)
+    fn = KERNELS[kernel]
+    f = fn(member, g, 1, t, args) if kernel in WITH_ARGS else fn(member, g, 1, t)
+    f.add(f.insn, "calls", rows - 1)  # one call per row
+    return f
+
+
+#: kernels whose features read the arguments of the generated calls
+WITH_ARGS = {"tinyc_addsub_n_s8", "tinyc_mul_n_s8", "tinyc_fc_s8"}
+
+
+def node_features(kernel: str, node: Node, g: Graph, calls: int, t: Target,
+                  args: list[list[str]] | None = None) -> Features:  # fmt: skip
+    """Features of ``node`` calling ``kernel`` ``calls`` times (``args``: the argument
+    expressions of each call, from the generated C); KeyError for an unknown kernel."""
+    fn = KERNELS[kernel]
+    if node.op.startswith("tinyc:"):
+        return fused_features(kernel, node, g, t, args or [])
+    if kernel in WITH_ARGS:
+        return fn(node, g, calls, t, args or [])
+    return fn(node, g, calls, t)

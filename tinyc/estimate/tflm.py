@@ -1,0 +1,275 @@
+"""``tinyc estimate --backend tflm``: the same model run by TensorFlow Lite Micro with CMSIS-NN.
+
+What a TFLM project adds over tinyc's interpreter-free C, as measured by
+``bench/estimate_calibrate.py --tflm`` with tinyc's own TFLM backend (``tinyc compile
+--backend tflm``, TFLM and CMSIS-NN at the commits the backend pins) on each core's
+calibration board, into ``tinyc/data/estimate_tflm.json``:
+
+- instructions per node: per op kind a linear function of the node's MACs, output and input
+  elements (and im2col bytes / pooling windows), fitted on the totals of measured inferences;
+  plus the interpreter's fixed cost per invoke;
+- flash: the firmware around the model (start-up, harness, TFLM's interpreter), the code each
+  op kind links (kernel and CMSIS-NN functions, resolver entry), and the .tflite itself;
+- RAM: TFLM's static data, the tensor arena as the TFLM backend sizes it
+  (``tinyc.backends.tflm.arena``: TFLM's own planner and 32-bit allocations), the stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from tinyc.boards import Board
+from tinyc.errors import TinycError
+from tinyc.estimate.calibration import core_key
+from tinyc.estimate.costmodel import FLASH_LINE, weights_in_flash
+from tinyc.ir.graph import Graph, Node
+from tinyc.ir.ops import attr, get_op
+
+DATA_FILE = "data/estimate_tflm.json"
+_FALLBACK = {
+    "cortex-m55+mve": "cortex-m55",
+    "cortex-m55": "cortex-m33",
+    "cortex-m33": "cortex-m4",
+    "cortex-m7": "cortex-m4",
+    "cortex-m4": "cortex-m7",
+    "cortex-m3": "cortex-m0plus",
+    "cortex-m0plus": "cortex-m3",
+}
+
+
+@functools.cache
+def load_tflm_data() -> dict[str, Any]:
+    try:
+        return json.loads((resources.files("tinyc") / DATA_FILE).read_text())
+    except FileNotFoundError:
+        raise TinycError(
+            f"tinyc's TFLM estimate calibration ({DATA_FILE}) is missing: run "
+            "python bench/estimate_calibrate.py --tflm with TFLM_DIR set"
+        ) from None
+
+
+def tflm_calibration(board: Board) -> tuple[str, dict[str, Any], str]:
+    """(core key, calibration, note when another core's stands in)."""
+    cores = load_tflm_data()["cores"]
+    want = key = core_key(board)
+    seen = set()
+    while key not in cores and key in _FALLBACK and key not in seen:
+        seen.add(key)
+        key = _FALLBACK[key]
+    if key not in cores:
+        raise TinycError(f"no TFLM estimate calibration for {want}; have {', '.join(cores)}")
+    note = "" if key == want else f"TFLM on {want} is not calibrated: {key}'s figures stand in"
+    if note and "+mve" in want and "+mve" not in key:
+        note += " (TFLM's Helium kernels run several times fewer instructions than these)"
+    return key, cores[key], note
+
+
+def cmsis_nn_path(node: Node, g: Graph, mve: bool) -> str:
+    """Which CMSIS-NN kernel TFLM's CONV_2D / DEPTHWISE_CONV_2D calls for the node (the
+    conditions of arm_convolve_wrapper_s8 / arm_depthwise_conv_wrapper_s8)."""
+    x, w = g.inp(node, 0), g.inp(node, 1)
+    assert x is not None and w is not None
+    pads, stride = tuple(attr(node, "pads")), tuple(attr(node, "stride"))
+    dil = tuple(node.attrs.get("dilation", (1, 1)))
+    k = (w.shape[1], w.shape[2])
+    if node.op == "CONV_2D":
+        if w.shape[3] != x.shape[3]:
+            return "grouped"
+        if k == (1, 1) and not any(pads) and dil == (1, 1):
+            return "1x1fast" if stride == (1, 1) else "1x1"
+        if x.shape[1] == 1 and k[0] == 1 and dil[1] == 1 and (stride[1] * x.shape[3]) % 4 == 0:
+            return "1xn"
+        return "im2col"
+    if attr(node, "depth_multiplier") == 1 and dil == (1, 1) and x.shape[0] == 1:
+        if not mve and k == (3, 3) and max(pads) <= 1:
+            return "3x3"
+        return "opt"
+    return "generic"
+
+
+def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
+    """Per op kind (convolutions per CMSIS-NN kernel): nodes, MACs, output and input
+    elements, and for convolutions the im2col bytes, for pooling the window taps."""
+    op = node.op
+    y = g.out(node)
+    x = g.inp(node, 0)
+    kind = op
+    if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        kind = f"{op}/{cmsis_nn_path(node, g, mve)}"
+    f = {f"{op}:nodes": 1.0, f"{kind}:outputs": float(y.size)}
+    if x is not None and not x.is_const and x.size != y.size:
+        f[f"{kind}:inputs"] = float(x.size)
+    macs = get_op(op).macs(node, g)
+    if macs:
+        f[f"{kind}:macs"] = float(macs)
+    if op == "CONV_2D":
+        w = g.inp(node, 1)
+        assert w is not None
+        pixels = y.size // y.shape[-1]
+        f[f"{kind}:im2col"] = float(pixels * w.shape[1] * w.shape[2] * w.shape[3])
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        k = attr(node, "filter")
+        f[f"{op}:window"] = float(y.size * k[0] * k[1])
+    return f
+
+
+def weight_reads(node: Node, g: Graph) -> float:
+    """Bytes of weights a CMSIS-NN kernel streams: every weight once per two output pixels
+    (its matrix kernels take two columns at a time), once for fully connected layers."""
+    consts = sum(g.tensors[i].nbytes for i in node.inputs if i and g.tensors[i].is_const)
+    if node.op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        y = g.out(node)
+        return consts * max(y.size // y.shape[-1] // 2, 1)
+    return float(consts)
+
+
+def estimate_tflm(g: Graph, board: Board):
+    from tinyc.backends.cmsis.codegen import prepare_graph
+    from tinyc.backends.tflm.project import prepare_model
+    from tinyc.estimate.report import (
+        Estimate,
+        Layer,
+        _sizes,
+        _stack_reserved,
+        budget,
+        live_bytes,
+    )
+    from tinyc.planner import plan_memory
+
+    key, cal, note = tflm_calibration(board)
+    notes = [note] if note else []
+    gg = prepare_graph(g)
+    tm = prepare_model(g, board)  # as tinyc compile --backend tflm: on NPU boards, Vela's
+    data, arena = tm.tflite, tm.arena
+    npu = tm.vela
+    on_npu = npu_layer_cycles(npu) if npu is not None else {}
+    cpu_names = {c.name for c in npu.cpu_operators} if npu is not None else set()
+    plan = plan_memory(gg)
+    coef = cal["instructions"]
+    cpi = float(cal["cpi"])
+    ws = board.flash_wait_states or 0 if weights_in_flash(board) else 0
+    layers = []
+    kinds = set()
+    unknown = set()
+    for i, node in enumerate(gg.nodes):
+        op = get_op(node.op)
+        common = {
+            "index": i, "name": node.name, "output_shape": list(gg.out(node).shape),
+            "params": op.params(node, gg), "macs": op.macs(node, gg),
+            "weight_bytes": sum(gg.tensors[x].nbytes for x in node.inputs
+                                if x and gg.tensors[x].is_const),
+            "live_bytes": live_bytes(plan, i), "code_bytes": 0.0, "stack_bytes": 0,
+        }  # fmt: skip
+        if npu is not None and node.outputs[0] not in cpu_names:
+            cyc = on_npu.get(node.outputs[0], 0.0)  # (an op Vela merged into the one before)
+            layers.append(Layer(**common, op=node.op, kernel="ethos-u", instructions=0.0,
+                                cycles=cyc, flash_wait_cycles=0.0,
+                                latency_ms=1e3 * cyc / board.clock_hz))  # fmt: skip
+            continue
+        feats = node_features(node, gg, board.mve != "none")
+        kinds.add(node.op)
+        if not any(k in coef for k in feats):
+            unknown.add(node.op)
+        insn = sum(coef.get(k, 0.0) * v for k, v in feats.items())
+        wait = ws * weight_reads(node, gg) / FLASH_LINE
+        cyc = insn * cpi + wait
+        layers.append(Layer(**common, op=node.op, kernel=f"tflm:{node.op}", instructions=insn,
+                            cycles=cyc, flash_wait_cycles=wait,
+                            latency_ms=1e3 * cyc / board.clock_hz))  # fmt: skip
+    if unknown:
+        notes.append(
+            f"no TFLM measurement for {', '.join(sorted(unknown))}: those layers count only "
+            "what the other op kinds' fit gives"
+        )
+    per_op = cal["ops"]
+    constants = len(tm.vela_model) if tm.vela_model is not None else len(data)
+    model = {"text": 0, "rodata": constants, "data": 0, "bss": 0}
+    for k in kinds:
+        for part, v in per_op.get(k, {}).items():
+            if part in model:
+                model[part] += v
+    fixed = cal["fixed"]
+    stack = _stack_reserved()
+    sizes = _sizes(fixed, model, tm.max_arena, stack)
+    npu_sized = tm.vela_arena_bytes > arena.arena_bytes
+    arena_note = tm.vela_arena_note if npu_sized else arena.describe()
+    stack_used = max(
+        [fixed["stack_used"], *(per_op.get(k, {}).get("stack_used", 0) for k in kinds)]
+    )
+    return Estimate(
+        model=g.name,
+        board=board.name,
+        backend="tflm",
+        core=key,
+        kernels="tflm+cmsis-nn" if npu is None else f"{board.npu.name}+tflm+cmsis-nn",
+        clock_hz=board.clock_hz,
+        layers=layers,
+        sizes=sizes,
+        parts={
+            "constants": constants,
+            "kernel_code": model["text"],
+            "runtime": fixed["text"] + fixed["rodata"] + fixed["data"],
+            "scratch": arena.head,
+        },
+        stack_used=int(stack_used),
+        outside_instructions=float(coef.get("invoke", 0.0)),
+        cpi=cpi,
+        board_firmware={
+            "flash_bytes": sizes["flash"],
+            "ram_bytes": sizes["ram"],
+            "test_data_bytes": 0,
+        },  # fmt: skip
+        budget=budget(board, sizes),
+        plan=plan,
+        notes=notes + [f"tensor arena: {arena_note}"] + npu_notes(npu),
+        assumptions=[
+            f"TFLite Micro + CMSIS-NN figures {cal['source']}",
+            f"cycles = instructions x {cpi} (assumed CPI of {key})",
+        ]
+        + (
+            [
+                f"NPU layers: Vela's cycles ({npu.system_config}, {npu.memory_mode}) at the "
+                f"board's {board.clock_hz / 1e6:g} MHz"
+            ]
+            if npu is not None
+            else []
+        ),  # fmt: skip
+        npu=npu.to_json() if npu is not None else None,
+        extra_cycles=npu_overhead(npu, [x for x in layers if x.kernel == "ethos-u"]),
+    )
+
+
+def npu_layer_cycles(npu: Any) -> dict[str, float]:
+    """Vela's cycles per operator on the NPU, by the name of the operator's output (Vela
+    reports the operators it fuses, e.g. an activation, under the same name)."""
+    out: dict[str, float] = {}
+    for row in npu.per_layer:
+        if row.get("Target") == "NPU":
+            out[row["Name"]] = out.get(row["Name"], 0.0) + float(row.get("Op Cycles") or 0)
+    return out
+
+
+def npu_overhead(npu: Any, layers: list[Any]) -> float:
+    """Cycles of Vela's total that the NPU layers do not account for (command stream, DMA
+    set-up, operators Vela added)."""
+    if npu is None:
+        return 0.0
+    return max(float(npu.cycles_total) - sum(x.cycles for x in layers), 0.0)
+
+
+def npu_notes(npu: Any) -> list[str]:
+    if npu is None:
+        return []
+    out = [
+        f"{npu.npu_operators} of {npu.operators} operators run on the {npu.accelerator} "
+        f"(Vela: {npu.cycles_total:,} cycles, SRAM {npu.sram_bytes:,} B, flash "
+        f"{npu.off_chip_flash_bytes + npu.on_chip_flash_bytes:,} B); the Ethos-U driver's "
+        "code is not counted in flash"
+    ]
+    for c in npu.cpu_operators:
+        why = "; ".join(c.reasons) if c.reasons else "Vela gave no reason"
+        out.append(f"CPU fallback: {c.op} {c.name!r} runs on the Cortex-M with TFLM ({why})")
+    return out
