@@ -1064,6 +1064,20 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
 # driver
 
 
+def measured(fam: Family, scale: float, board: Board, arch: str | None, kernels: str,
+             work: Path, cache: Path, log) -> Iterator[tuple[Graph, dict, Any, Any]]:  # fmt: skip
+    """The family's builds, measured: (graph, measurements, generated model, its model.c
+    read back); a build that fails is logged and skipped."""
+    for g in family_graphs(fam, scale):
+        try:
+            rec = measure(g, board, arch, kernels, work, cache)
+        except TinycError as e:
+            log(f"  {board.core}: {g.name} skipped: {' '.join(str(e).split())[:200]}")
+            continue
+        gen = generate(g, kernels)
+        yield g, rec, gen, read_model_c(gen.files["model/model.c"])
+
+
 def calibrate_core(
     core: str, spec: dict[str, str], work: Path, scale: float, log
 ) -> dict[str, Any]:
@@ -1094,14 +1108,7 @@ def calibrate_core(
     for fam in FAMILIES:
         t0 = time.time()
         n_layers = 0
-        for g in family_graphs(fam, scale):
-            try:
-                rec = measure(g, board, arch, kernels, work, cache)
-            except TinycError as e:
-                log(f"  {core}: {g.name} skipped: {' '.join(str(e).split())[:200]}")
-                continue
-            gen = generate(g, kernels)
-            src = read_model_c(gen.files["model/model.c"])
+        for g, rec, gen, src in measured(fam, scale, board, arch, kernels, work, cache, log):
             kernels_here: set[str] = set()
             for i_str, m in rec["nodes"].items():
                 i = int(i_str)
@@ -1199,14 +1206,7 @@ def check_families(data: dict[str, Any], core: str, board: Board, arch: str | No
     residual: dict[str, list[float]] = defaultdict(list)
     for fam in CHECKS:
         errs, code_errs, total = [], [], [0.0, 0.0]
-        for g in family_graphs(fam, 1.0):
-            try:
-                rec = measure(g, board, arch, kernels, work, cache)
-            except TinycError as e:
-                log(f"  {core}: check {g.name} skipped: {' '.join(str(e).split())[:200]}")
-                continue
-            gen = generate(g, kernels)
-            src = read_model_c(gen.files["model/model.c"])
+        for _, rec, gen, src in measured(fam, 1.0, board, arch, kernels, work, cache, log):
             view = backend_view(gen, src)
             for i_str, m in rec["nodes"].items():
                 i = int(i_str)
