@@ -172,8 +172,10 @@ def _compile_cmsis(
     from tinyc.backends.cmsis import cmsisnn_project
     from tinyc.backends.cmsis.codegen import generate_model, runtime_files, target_for
     from tinyc.emulate import render_project
+    from tinyc.passes.int8_tail import quantize_float_tail
     from tinyc.project import save_project_graph
 
+    g, notes = quantize_float_tail(g)  # the C backend runs int8 only
     gen = generate_model(g, g.name, target_for(board), opts.kernels)
     check_flash(board, gen.const_bytes, g)
     check_arena(board, gen.plan, gen.graph)
@@ -181,7 +183,6 @@ def _compile_cmsis(
     expected = run_reference(g, inputs)
     ext_in = [to_external(g, n, x) for n, x in zip(g.inputs, inputs, strict=True)]
     ext_out = [to_external(g, n, expected[n]) for n in g.outputs]
-    notes: list[str] = []
     with atomic_dir(out_dir, opts.force) as tmp:
         files = {**gen.files, **runtime_files(gen.runtime_sources)}
         if opts.kernels == "cmsis-nn":

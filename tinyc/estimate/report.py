@@ -310,10 +310,12 @@ def _stack_reserved() -> int:
 
 def estimate_cmsis(g: Graph, board: Board) -> Estimate:
     from tinyc.backends.cmsis.codegen import generate_model, target_for
+    from tinyc.passes.int8_tail import quantize_float_tail
 
     core = core_calibration(board)
     target = target_for(board)
-    notes = [core.note] if core.note else []
+    g, notes = quantize_float_tail(g)  # as tinyc compile does for the C backend
+    notes += [core.note] if core.note else []
     if core.data.get("kernel_variant", target) != target:
         notes.append(
             f"the calibration of {core.key} measured {core.data['kernel_variant']} kernels; "
