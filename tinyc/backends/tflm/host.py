@@ -110,11 +110,31 @@ def allocations(model: bytes) -> Allocations:
 
 
 def _fits(model: bytes, size: int) -> bool:
-    try:
-        interpreter(model, arena_size=size)
-    except TinycError:
-        return False
-    return True
+    """Whether the host TFLM allocates ``model`` in ``size`` bytes, asked in a forked child:
+    after some refused allocations the PyPI build's next interpreter can crash the process.
+    A child that dies counts as "does not fit". (No fork, e.g. Windows: asked here.)"""
+    if not hasattr(os, "fork"):
+        try:
+            interpreter(model, arena_size=size)
+        except TinycError:
+            return False
+        return True
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then leave without running Python's exit handlers
+        os.close(read)
+        try:
+            interpreter(model, arena_size=size)
+            answer = b"1"
+        except BaseException:
+            answer = b"0"
+        os.write(write, answer)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read(1)
+    os.waitpid(pid, 0)
+    return answer == b"1"
 
 
 def minimum_arena(model: bytes, total: int | None = None) -> int:
