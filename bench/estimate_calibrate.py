@@ -60,7 +60,7 @@ from tinyc import __version__  # noqa: E402
 from tinyc.backends.cmsis.codegen import generate_model, runtime_files, target_for  # noqa: E402
 from tinyc.backends.cmsis.fusion import fusions  # noqa: E402
 from tinyc.boards import Board, list_boards, load_board  # noqa: E402
-from tinyc.compiler import CompileOptions  # noqa: E402
+from tinyc.compiler import CompileOptions, compile_model  # noqa: E402
 from tinyc.emulate import (  # noqa: E402
     build_firmware,
     elf_sizes,
@@ -935,28 +935,6 @@ def tflm_lib(project: Path, board: Board, env: dict[str, str], log) -> str:
     return str(lib)
 
 
-def _compile_tflm_isolated(g: Graph, board: Board, proj: Path) -> int:
-    """tinyc compile --backend tflm in a child process: sizing the arena runs TFLM on the
-    host, whose Python extension crashes on some layers. Returns the arena bytes."""
-    import pickle
-
-    blob = proj.parent / "graph.pkl"
-    blob.write_bytes(pickle.dumps(g))
-    code = (
-        "import pickle\n"
-        "from tinyc.compiler import CompileOptions, compile_model\n"
-        f"g = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
-        f"r = compile_model(g, CompileOptions(board={board.name!r}, backend='tflm'), "
-        f"{str(proj)!r}, log=lambda m: None)\n"
-        "print(r.arena_bytes)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
-        raise TinycError(f"tinyc compile --backend tflm failed ({r.returncode}): {last}")
-    return int(r.stdout.split()[-1])
-
-
 def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache: Path, log
                  ) -> dict[str, Any]:  # fmt: skip
     """Build ``g`` with the TFLM backend for ``board``'s twin, run it; sizes and counts."""
@@ -970,7 +948,9 @@ def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache:
     proj = work / "tflm-project"
     if proj.exists():
         shutil.rmtree(proj)
-    arena_bytes = _compile_tflm_isolated(g, board, proj)
+    arena_bytes = compile_model(
+        g, CompileOptions(board=board.name, backend="tflm"), proj, log=lambda m: None
+    ).arena_bytes
     # a generous arena: the measurement is of instructions and code, not of the arena
     arena = str(2 * arena_bytes + 65536)
     make_vars = {**env, "TFLM_LIB": tflm_lib(proj, board, env, log), "TINYC_ARENA_BYTES": arena}
