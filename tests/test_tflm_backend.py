@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import graphs
 import numpy as np
 import pytest
 from conftest import FAST_INT8, INT8_TFLITE, model_path
@@ -361,3 +362,23 @@ def test_tflm_project_runs_bit_exact_and_its_arena_is_tight(model, board, tflm_e
     elf_small = _build(out, board, tflm_env, tmp_path / "b2", TINYC_ARENA_BYTES=str(smaller))
     with pytest.raises(TinycError, match="could not allocate"):
         run_emulated(elf_small, load_board(board), ext, count_instructions=False)
+
+
+@pytest.mark.parametrize("board", BOARDS[:1])
+def test_tflm_project_with_a_transpose_builds_and_runs(board, tflm_env, tmp_path):
+    """Kernel headers that are not self-contained (TFLM's transpose.h) still compile: the
+    project includes them after the interpreter's."""
+    from tinyc.boards import load_board
+    from tinyc.emulate.qemu import run_emulated
+    from tinyc.interpreter import run as run_reference
+    from tinyc.modelio import random_inputs, to_external
+
+    g = graphs.data_movement(38, "TRANSPOSE", [(2, 3, 4)], perm=(2, 0, 1))
+    compile_model(g, CompileOptions(board=board, backend="tflm"), tmp_path / "p")
+    elf = _build(tmp_path / "p", board, tflm_env, tmp_path / "b")
+    xs = random_inputs(g, 0)
+    want = to_external(g, g.outputs[0], run_reference(g, xs)[g.outputs[0]])
+    ext = [to_external(g, n, x) for n, x in zip(g.inputs, xs, strict=True)]
+    res = run_emulated(elf, load_board(board), ext, count_instructions=False)
+    got = np.frombuffer(res.outputs[0], dtype=want.dtype).reshape(want.shape)
+    np.testing.assert_array_equal(got, want)

@@ -90,9 +90,14 @@ def cmsis_nn_path(node: Node, g: Graph, mve: bool) -> str:
     return "generic"
 
 
+#: ops with any number of input or output tensors
+VARIADIC = ("CONCATENATION", "PACK", "SPLIT", "SPLIT_V", "UNPACK")
+
+
 def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
     """Per op kind (convolutions per CMSIS-NN kernel): nodes, MACs, output and input
-    elements, and for convolutions the im2col bytes, for pooling the window taps."""
+    elements, tensors of joins and splits, and for convolutions the im2col bytes, for pooling
+    the window taps."""
     op = node.op
     y = g.out(node)
     x = g.inp(node, 0)
@@ -102,6 +107,9 @@ def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
     f = {f"{op}:nodes": 1.0, f"{kind}:outputs": float(y.size)}
     if x is not None and not x.is_const and x.size != y.size:
         f[f"{kind}:inputs"] = float(x.size)
+    if op in VARIADIC:  # TFLM's kernels loop over their tensors
+        ins = [i for i in node.inputs if i and not g.tensors[i].is_const]
+        f[f"{op}:tensors"] = float(len(ins) + len(node.outputs))
     macs = get_op(op).macs(node, g)
     if macs:
         f[f"{kind}:macs"] = float(macs)
