@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import graphs as G  # noqa: E402  (tests/graphs.py: the single-op graph builders)
+from tflm_build import tflm_library, third_party_vars  # noqa: E402
 
 from tinyc import __version__  # noqa: E402
 from tinyc.backends.cmsis.codegen import generate_model, runtime_files, target_for  # noqa: E402
@@ -475,16 +476,23 @@ def _io_bytes(g: Graph) -> int:
     return sum(g.tensors[n].nbytes for n in (*g.inputs, *g.outputs))
 
 
+def family_layer(fam: Family, i: int, io_bytes: int) -> Graph:
+    """Layer ``i`` of the family: seeded by the family's name and i, redrawn until its inputs
+    and outputs take at most ``io_bytes``."""
+    seed = int(hashlib.sha256(f"{fam.name}:{i}".encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(seed)
+    layer = fam.make(rng, seed % 100_000)
+    while _io_bytes(layer) > io_bytes:
+        layer = fam.make(rng, seed % 100_000)
+    return layer
+
+
 def family_graphs(fam: Family, scale: float) -> Iterator[Graph]:
     n = max(fam.per_graph, int(fam.layers * scale))
     batch: list[Graph] = []
     count = 0
     for i in range(n):
-        seed = int(hashlib.sha256(f"{fam.name}:{i}".encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng(seed)
-        layer = fam.make(rng, seed % 100_000)
-        while _io_bytes(layer) > IO_BUDGET // 2:
-            layer = fam.make(rng, seed % 100_000)
+        layer = family_layer(fam, i, IO_BUDGET // 2)
         if batch and (len(batch) == fam.per_graph or
                       sum(map(_io_bytes, batch)) + _io_bytes(layer) > IO_BUDGET):  # fmt: skip
             yield merge(f"cal_{fam.name}_{count}", batch)
@@ -881,12 +889,6 @@ def crossval(rows: list[dict[str, float]], y: list[float], relative: bool, folds
 # --------------------------------------------------------------------------------------------
 # TFLite Micro (--tflm): tinyc's TFLM backend built against a TFLM checkout
 
-TFLM_THIRD_PARTY = {
-    "CMSIS_NN_DIR": "cmsis_nn",
-    "FLATBUFFERS_DIR": "flatbuffers",
-    "GEMMLOWP_DIR": "gemmlowp",
-    "RUY_DIR": "ruy",
-}
 #: layers per TFLM build and per family (each build is one measured inference)
 TFLM_PER_GRAPH = {"conv": 1, "fc": 1, "dw": 1, "dw_generic": 1}
 TFLM_LAYERS = {"conv": 48, "fc": 24, "dw": 32, "dw_generic": 8, "lut": 40, "join": 24,
@@ -895,44 +897,15 @@ TFLM_DEFAULT_LAYERS = 16
 
 
 def tflm_env() -> dict[str, str] | None:
-    """TFLM_DIR and its third-party code: the environment, TFLM's make/downloads, or
+    """TFLM_DIR and its third-party code: the environment, TFLM's make downloads, or
     ~/.cache/tinyc-deps (where tinyc's setup fetches them); None when absent."""
     import os
 
     tflm = os.environ.get("TFLM_DIR") or str(Path.home() / ".cache/tinyc-deps/tflite-micro")
     if not (Path(tflm) / "tensorflow/lite/micro/micro_interpreter.h").exists():
         return None
-    env = {"TFLM_DIR": tflm}
-    for var, sub in TFLM_THIRD_PARTY.items():
-        downloads = f"{tflm}/tensorflow/lite/micro/tools/make/downloads/{sub}"
-        shared = str(Path.home() / ".cache/tinyc-deps/tflm-third-party" / sub)
-        for cand in (os.environ.get(var), downloads, shared):
-            if cand and Path(cand).is_dir():
-                env[var] = cand
-                break
-        else:
-            return None
-    return env
-
-
-def tflm_lib(project: Path, board: Board, env: dict[str, str], log) -> str:
-    """libtflm.a for the board's core, built once with the project's own cmake/tflm.cmake
-    (shared with tests/test_tflm_backend.py's cache)."""
-    text = (project / "cmake" / "tflm.cmake").read_text()
-    digest = hashlib.sha256((text + " ".join(board.gcc_flags)).encode()).hexdigest()[:12]
-    build = Path.home() / ".cache" / "tinyc-tests" / f"tflm-{board.core}-{digest}"
-    lib = build / "libtflm.a"
-    if not lib.exists():
-        log(f"  building TFLM for {board.core} into {build} (several minutes)")
-        defs = [f"-D{k}={v}" for k, v in env.items()]
-        subprocess.run(
-            ["cmake", "-S", str(project), "-B", str(build), "-DTINYC_TARGET=emu",
-             f"-DCMAKE_TOOLCHAIN_FILE={project / 'cmake' / 'arm-none-eabi.cmake'}", *defs],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(["cmake", "--build", str(build), "--target", "tflm", "-j2"],
-                       check=True, capture_output=True)  # fmt: skip
-    return str(lib)
+    third = third_party_vars(tflm, Path.home() / ".cache/tinyc-deps/tflm-third-party")
+    return None if third is None else {"TFLM_DIR": tflm, **third}
 
 
 def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache: Path, log
@@ -953,7 +926,7 @@ def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache:
     ).arena_bytes
     # a generous arena: the measurement is of instructions and code, not of the arena
     arena = str(2 * arena_bytes + 65536)
-    make_vars = {**env, "TFLM_LIB": tflm_lib(proj, board, env, log), "TINYC_ARENA_BYTES": arena}
+    make_vars = {**env, "TFLM_LIB": tflm_library(proj, board, env, log), "TINYC_ARENA_BYTES": arena}
     elf = build_firmware(proj, "emu", build_dir=proj / "build", make_vars=make_vars)
     inputs = [to_external(g, n, x) for n, x in zip(g.inputs, random_inputs(g, 0), strict=True)]
     res = run_emulated(elf, board, inputs)
@@ -969,11 +942,7 @@ def _tflm_batches(fam: Family) -> Iterator[Graph]:
     by_op: dict[str, list[Graph]] = defaultdict(list)
     GENERAL_REQUANT[0] = False
     for i in range(n):
-        seed = int(hashlib.sha256(f"{fam.name}:{i}".encode()).hexdigest()[:8], 16)
-        rng = np.random.default_rng(seed)
-        layer = fam.make(rng, seed % 100_000)
-        while _io_bytes(layer) > IO_BUDGET // 4:
-            layer = fam.make(rng, seed % 100_000)
+        layer = family_layer(fam, i, IO_BUDGET // 4)
         by_op[layer.nodes[0].op].append(layer)
     GENERAL_REQUANT[0] = True
     per = TFLM_PER_GRAPH.get(fam.name, 2)

@@ -11,7 +11,6 @@ TINYC_TFLM_LIB_<CORE> (e.g. TINYC_TFLM_LIB_CORTEX_M4=/path/libtflm.a built by cm
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import graphs
 import numpy as np
 import pytest
 from conftest import FAST_INT8, INT8_TFLITE, model_path
+from tflm_build import tflm_library, third_party_vars
 
 from tinyc.backends.tflm import host
 from tinyc.backends.tflm.arena import (
@@ -42,13 +42,6 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.tflite import load_tflite
 
 pytest.importorskip("tflite_micro")
-
-THIRD_PARTY = {
-    "CMSIS_NN_DIR": "cmsis_nn",
-    "FLATBUFFERS_DIR": "flatbuffers",
-    "GEMMLOWP_DIR": "gemmlowp",
-    "RUY_DIR": "ruy",
-}
 
 
 def _written(model: str) -> bytes:
@@ -260,20 +253,6 @@ def test_operator_without_resolver_entry_is_refused():
 # -- against real TFLM (TFLM_DIR) ------------------------------------------------------------------
 
 
-def _third_party_vars() -> dict[str, str] | None:
-    tflm = Path(os.environ["TFLM_DIR"])
-    downloads = tflm / "tensorflow/lite/micro/tools/make/downloads"
-    found = {}
-    for var, sub in THIRD_PARTY.items():
-        if os.environ.get(var):
-            found[var] = os.environ[var]
-        elif (downloads / sub).is_dir():
-            found[var] = str(downloads / sub)
-        else:
-            return None
-    return found
-
-
 @pytest.fixture(scope="module")
 def tflm_env():
     if not os.environ.get("TFLM_DIR"):
@@ -281,7 +260,7 @@ def tflm_env():
     for tool in ("cmake", "arm-none-eabi-g++", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not found: skipping the builds against real TFLM")
-    third = _third_party_vars()
+    third = third_party_vars(os.environ["TFLM_DIR"])
     if third is None:
         pytest.skip(
             "TFLM's third-party code not found (set CMSIS_NN_DIR, FLATBUFFERS_DIR, GEMMLOWP_DIR, "
@@ -290,44 +269,11 @@ def tflm_env():
     return {"TFLM_DIR": os.environ["TFLM_DIR"], **third}
 
 
-_LIBS: dict[str, str] = {}
-
-
-def _tflm_lib(project: Path, board: str, env: dict[str, str]) -> str:
-    """libtflm.a for the board's core: TINYC_TFLM_LIB_<CORE>, or built once with the
-    project's own cmake/tflm.cmake into ~/.cache/tinyc-tests."""
-    from tinyc.boards import load_board
-
-    b = load_board(board)
-    key = b.core.upper().replace("-", "_")
-    if os.environ.get(f"TINYC_TFLM_LIB_{key}"):
-        return os.environ[f"TINYC_TFLM_LIB_{key}"]
-    cmake_text = (project / "cmake" / "tflm.cmake").read_text()
-    digest = hashlib.sha256((cmake_text + " ".join(b.gcc_flags)).encode()).hexdigest()[:12]
-    if digest in _LIBS:
-        return _LIBS[digest]
-    build = Path.home() / ".cache" / "tinyc-tests" / f"tflm-{b.core}-{digest}"
-    lib = build / "libtflm.a"
-    if not lib.exists():
-        defs = [f"-D{k}={v}" for k, v in env.items()]
-        subprocess.run(
-            ["cmake", "-S", str(project), "-B", str(build), "-DTINYC_TARGET=emu",
-             f"-DCMAKE_TOOLCHAIN_FILE={project / 'cmake' / 'arm-none-eabi.cmake'}", *defs],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            ["cmake", "--build", str(build), "--target", "tflm", "-j2"],
-            check=True,
-            capture_output=True,
-        )
-    _LIBS[digest] = str(lib)
-    return str(lib)
-
-
 def _build(project: Path, board: str, env: dict[str, str], build_dir: Path, **extra: str):
+    from tinyc.boards import load_board
     from tinyc.emulate.build import build_firmware
 
-    make_vars = {**env, "TFLM_LIB": _tflm_lib(project, board, env), **extra}
+    make_vars = {**env, "TFLM_LIB": tflm_library(project, load_board(board), env), **extra}
     return build_firmware(project, "emu", build_dir=build_dir, make_vars=make_vars)
 
 
