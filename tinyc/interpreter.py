@@ -40,12 +40,30 @@ def check_inputs(g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def run(g: Graph, inputs: list[np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
+class State:
+    """The values of a graph's state tensors (see Tensor.variable) between invocations: what
+    a streaming model's firmware keeps in its persistent RAM. Starts at zero."""
+
+    def __init__(self, g: Graph) -> None:
+        self.values = {t.name: np.zeros(t.shape, np_dtype(t.dtype)) for t in g.states()}
+
+    def reset(self) -> None:
+        """Back to zero (``tinyc_reset_state()`` in the generated C)."""
+        for v in self.values.values():
+            v[...] = 0
+
+
+def run(
+    g: Graph, inputs: list[np.ndarray], keep_all: bool = False, state: State | None = None
+) -> dict[str, np.ndarray]:
     """Run ``g`` on ``inputs`` (internal NHWC layout).
 
-    Returns the graph outputs by name, or every tensor's value when ``keep_all``.
+    Returns the graph outputs by name, or every tensor's value when ``keep_all``. State
+    tensors start from ``state`` and are left updated there; without one, every call starts
+    from zero state (a freshly reset model).
     """
     values: dict[str, np.ndarray] = {t.name: t.data for t in g.constants()}  # type: ignore[misc]
+    values.update((state or State(g)).values)
     for name, x in zip(g.inputs, check_inputs(g, inputs), strict=True):
         values[name] = x
     for node in g.nodes:
@@ -53,6 +71,8 @@ def run(g: Graph, inputs: list[np.ndarray], keep_all: bool = False) -> dict[str,
         xs = [values[i] if i else None for i in node.inputs]
         ys = op.evaluate(node, g, xs)
         for name, y in zip(node.outputs, ys, strict=True):
+            if not name:
+                continue
             t = g.tensors[name]
             y = np.asarray(y)
             if y.shape != t.shape or y.dtype != np_dtype(t.dtype):

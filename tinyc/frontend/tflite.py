@@ -157,7 +157,36 @@ def _transpose(c: _Ctx) -> tuple[str, dict, list[int]]:
     return "TRANSPOSE", {"perm": perm}, [0]
 
 
+#: TFLite's fused activation codes for the LSTM's cell and hidden activation
+_LSTM_ACTIVATIONS = {4: "Tanh", 6: "Sigmoid", 1: "Relu"}
+
+
+def _lstm(c: _Ctx) -> tuple[str, dict, list[int]]:
+    o = c.options
+    code = int(o.fusedActivationFunction)
+    if code not in _LSTM_ACTIVATIONS:
+        raise UnsupportedError(
+            f"node {c.out().name!r} (UNIDIRECTIONAL_SEQUENCE_LSTM): cell activation code {code} "
+            "is not supported (TANH, SIGMOID or RELU)"
+        )
+    for pos in range(20, len(c.op.inputs)):
+        if c.op.inputs[pos] >= 0:
+            raise UnsupportedError(
+                f"node {c.out().name!r} (UNIDIRECTIONAL_SEQUENCE_LSTM): layer normalization is "
+                "not supported"
+            )
+    act = _LSTM_ACTIVATIONS[code]
+    attrs = {
+        "time_major": bool(o.timeMajor),
+        "cell_clip": float(o.cellClip),
+        "proj_clip": float(o.projClip),
+        "activations": ("Sigmoid", act, act),
+    }
+    return "LSTM", attrs, list(range(20))
+
+
 READERS: dict[str, OptionReader] = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _depthwise,
     "FULLY_CONNECTED": _fully_connected,
@@ -254,7 +283,13 @@ def _read_tensors(model: Any, sg: Any, g: Graph) -> list[str]:
                     f"{dtype} needs {expected}"
                 )
             data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-        tensor = Tensor(name, shape, dtype, data, _quant(t.quantization, shape, name))
+        variable = bool(t.isVariable)
+        if variable and data is not None:
+            if np.any(data):
+                raise UnsupportedError(f"state tensor {name!r} starts from non-zero values")
+            data = None
+        quant = _quant(t.quantization, shape, name)
+        tensor = Tensor(name, shape, dtype, data, quant, variable=variable)
         tensor.meta["tflite_index"] = i
         g.add_tensor(tensor)
     return names

@@ -7,7 +7,9 @@ The module is the single Python definition of multiplier/shift/rounding used by 
 
 from __future__ import annotations
 
+import functools
 import math
+from importlib import resources
 
 import numpy as np
 
@@ -216,3 +218,69 @@ def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np
     num_bits_over_unit = x_integer_digits - headroom_plus_one
     shifted_sum_minus_one = wrap32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
+
+
+# -- int16 sigmoid and tanh of TFLM's integer LSTM (table interpolation) -----------------
+
+
+@functools.cache
+def sigmoid_table_q16() -> np.ndarray:
+    """TFLM's 256-entry table of sigmoid(k / 24) in unsigned Q0.16 (measured from TFLM:
+    see tinyc.tools.sigmoid_table)."""
+    text = (resources.files("tinyc") / "data" / "tflm_sigmoid_q16.txt").read_text()
+    values = [
+        int(v) for line in text.splitlines() if not line.startswith("#") for v in line.split()
+    ]
+    if len(values) != 256:
+        raise RuntimeError("tinyc/data/tflm_sigmoid_q16.txt is damaged (needs 256 entries)")
+    return np.array(values, np.int64)
+
+
+def int16_lut_params(multiplier: int, left_shift: int) -> tuple[int, int]:
+    """The (multiplier, right shift) the int16 kernels apply to their input: a zero
+    multiplier means a power-of-two input scale, 3 << shift."""
+    if multiplier == 0:
+        return 3 << left_shift, 0
+    return multiplier, left_shift
+
+
+def _lut_input(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    m, s = int16_lut_params(multiplier, shift)
+    r = (1 << (s - 1)) if s > 0 else 0
+    return (np.asarray(x, np.int64) * m + r) >> s
+
+
+def sigmoid_int16(x: np.ndarray, multiplier: int = 0, left_shift: int = 0) -> np.ndarray:
+    """TFLM's int16 Logistic: Q3.12 input (power-of-two case), Q0.15 output."""
+    table = sigmoid_table_q16()
+    v = _lut_input(x, multiplier, left_shift)
+    a = np.abs(v)
+    uh = a >> 9
+    idx = np.minimum(uh, 254)
+    ua, ub = table[idx], table[idx + 1]
+    res = np.where(uh >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    res = np.where(v >= 0, res + (1 << 9), (1 << 25) - res + (1 << 9) - 1)
+    return (res & 0xFFFFFFFF) >> 10
+
+
+def tanh_int16(x: np.ndarray, multiplier: int = 0, left_shift: int = 0) -> np.ndarray:
+    """TFLM's int16 Tanh: tanh(x) = 2 sigmoid(2x) - 1 from the same table; Q0.15 output."""
+    table = sigmoid_table_q16()
+    v = _lut_input(x, multiplier, left_shift)
+    a = np.abs(v)
+    uh = a >> 8
+    idx = np.minimum(uh, 254)
+    ua, ub = table[idx], table[idx + 1]
+    res = np.where(uh >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    res = wrap32(res)
+    res = np.where(v >= 0, res - (1 << 23) + (1 << 7), -res + (1 << 23) + (1 << 7) - 1)
+    return wrap32(res) >> 8
+
+
+def lstm_tanh_params(cell_scale_power: int) -> tuple[int, int]:
+    """(multiplier, left shift) TFLM's LSTM gives its int16 Tanh for a cell state of scale
+    2^cell_scale_power (the gates use -12: Q3.12)."""
+    shift = 15 + cell_scale_power - 3
+    if shift < 0:
+        return 3, -shift
+    return 0, shift

@@ -13,7 +13,8 @@ from tinyc.ir.tensor import Tensor
 
 @dataclass
 class Node:
-    """One operator application. ``inputs`` may hold ``""`` for an absent optional input."""
+    """One operator application. ``inputs`` and ``outputs`` may hold ``""`` for an absent
+    optional operand (e.g. a recurrent layer's final state that nothing reads)."""
 
     op: str
     name: str
@@ -75,7 +76,7 @@ class Graph:
         return self.tensors[node.outputs[i]]
 
     def producers(self) -> dict[str, Node]:
-        return {o: n for n in self.nodes for o in n.outputs}
+        return {o: n for n in self.nodes for o in n.outputs if o}
 
     def consumers(self) -> dict[str, list[Node]]:
         res: dict[str, list[Node]] = {}
@@ -91,6 +92,10 @@ class Graph:
 
     def constants(self) -> Iterator[Tensor]:
         return (t for t in self.tensors.values() if t.is_const)
+
+    def states(self) -> Iterator[Tensor]:
+        """Tensors that persist between invocations (see Tensor.variable)."""
+        return (t for t in self.tensors.values() if t.variable)
 
     @property
     def is_quantized(self) -> bool:
@@ -121,7 +126,9 @@ class Graph:
 
     def toposort(self) -> None:
         """Order nodes so every input is produced before use (stable for ordered graphs)."""
-        ready = set(self.inputs) | {t.name for t in self.constants()}
+        ready = (
+            set(self.inputs) | {t.name for t in self.constants()} | {t.name for t in self.states()}
+        )
         pending = list(self.nodes)
         ordered: list[Node] = []
         while pending:

@@ -83,7 +83,13 @@ class QuantParams:
 
 @dataclass
 class Tensor:
-    """A value in the graph: an activation (``data is None``) or a constant."""
+    """A value in the graph: an activation (``data is None``), a constant, or a state.
+
+    A state (``variable``) is a run-time value that outlives one invocation: a recurrent
+    layer's hidden or cell state, read at the start of an invocation and updated in place
+    by the op that owns it (TFLite's variable tensors). It starts at zero and goes back to
+    zero on a reset; it lives in its own persistent RAM, never in the activation arena.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -91,11 +97,14 @@ class Tensor:
     data: np.ndarray | None = None
     quant: QuantParams | None = None
     meta: dict = field(default_factory=dict)
+    variable: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"unsupported dtype {self.dtype!r}")
         self.shape = tuple(int(d) for d in self.shape)
+        if self.variable and self.data is not None:
+            raise ValueError(f"state tensor {self.name!r} cannot hold constant data")
         if self.data is not None:
             self.data = np.ascontiguousarray(self.data, dtype=DTYPES[self.dtype]).reshape(
                 self.shape

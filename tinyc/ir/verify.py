@@ -22,10 +22,13 @@ def verify(g: Graph, fix_shapes: bool = False) -> None:
     error, which catches malformed model files.
     """
     check_supported(g)
-    defined = set(g.inputs) | {t.name for t in g.constants()}
+    defined = set(g.inputs) | {t.name for t in g.constants()} | {t.name for t in g.states()}
     for name in g.inputs + g.outputs:
         if name not in g.tensors:
             raise TinycError(f"graph input/output {name!r} is not a tensor of the graph")
+    for t in g.states():
+        if t.name in g.inputs:
+            raise TinycError(f"state tensor {t.name!r} cannot also be a graph input")
     for node in g.nodes:
         for i in node.inputs:
             if i and i not in defined:
@@ -43,6 +46,8 @@ def verify(g: Graph, fix_shapes: bool = False) -> None:
                 f"{len(specs)}"
             )
         for out, (shape, dtype) in zip(node.outputs, specs, strict=True):
+            if not out:  # an optional output the model does not use
+                continue
             t = g.tensors[out]
             if t.shape != shape:
                 if fix_shapes:

@@ -78,7 +78,7 @@ class OpDef:
 
     def bytes_moved(self, node: Node, g: Graph) -> tuple[int, int]:
         read = sum(t.nbytes for t in _inputs(node, g))
-        written = sum(g.tensors[o].nbytes for o in node.outputs)
+        written = sum(g.tensors[o].nbytes for o in node.outputs if o)
         return read, written
 
 

@@ -1,0 +1,1 @@
+"""Maintenance tools: ``python -m tinyc.tools.<name>`` regenerates data files tinyc ships."""
