@@ -11,7 +11,7 @@ import numpy as np
 from tinyc.errors import TinycError
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import get_op
-from tinyc.ir.tensor import np_dtype
+from tinyc.ir.tensor import Tensor, np_dtype
 
 
 def check_inputs(g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -40,17 +40,26 @@ def check_inputs(g: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def reset_value(t: Tensor) -> int:
+    """The raw value a state tensor starts from: the real value 0, i.e. its zero point
+    (TFLM's ResetVariableTensors fills int8 variables with their zero point)."""
+    return t.quant.zp if t.quant is not None and t.dtype != "float32" else 0
+
+
 class State:
     """The values of a graph's state tensors (see Tensor.variable) between invocations: what
-    a streaming model's firmware keeps in its persistent RAM. Starts at zero."""
+    a streaming model's firmware keeps in its persistent RAM. Starts at (real) zero."""
 
     def __init__(self, g: Graph) -> None:
-        self.values = {t.name: np.zeros(t.shape, np_dtype(t.dtype)) for t in g.states()}
+        self._initial = {t.name: reset_value(t) for t in g.states()}
+        self.values = {
+            t.name: np.full(t.shape, self._initial[t.name], np_dtype(t.dtype)) for t in g.states()
+        }
 
     def reset(self) -> None:
         """Back to zero (``tinyc_reset_state()`` in the generated C)."""
-        for v in self.values.values():
-            v[...] = 0
+        for name, v in self.values.items():
+            v[...] = self._initial[name]
 
 
 def run(

@@ -87,6 +87,8 @@ def save_project_graph(g: Graph, directory: str | Path) -> list[Path]:
             "quant": _quant(t.quant),
             "meta": _encode(t.meta, f"tensor {t.name!r}"),
         }
+        if t.variable:
+            entry["variable"] = True
         if t.data is not None:
             entry["data"] = f"c{len(members)}"
             members.append((entry["data"], t.data))
@@ -151,7 +153,17 @@ def load_project_graph(directory: str | Path) -> Graph:
             quant = QuantParams(q["scale"], q["zero_point"], q["axis"]) if q else None
             arr = data[t["data"]] if "data" in t else None
             meta = _decode(t.get("meta") or {"dict": {}})
-            g.add_tensor(Tensor(t["name"], tuple(t["shape"]), t["dtype"], arr, quant, meta))
+            g.add_tensor(
+                Tensor(
+                    t["name"],
+                    tuple(t["shape"]),
+                    t["dtype"],
+                    arr,
+                    quant,
+                    meta,
+                    bool(t.get("variable", False)),
+                )
+            )
         for n in m["nodes"]:
             attrs = _decode(n["attrs"])
             g.nodes.append(Node(n["op"], n["name"], list(n["inputs"]), list(n["outputs"]), attrs))

@@ -18,6 +18,7 @@ import numpy as np
 from tinyc import interpreter
 from tinyc.errors import TinycError
 from tinyc.ir.graph import Graph
+from tinyc.ir.ops.base import OpDef
 from tinyc.modelio import case_dirs, case_inputs, external_shape, read_npy, to_internal
 from tinyc.passes.observers import Histogram
 
@@ -149,11 +150,20 @@ def observe(
     g: Graph, samples: list[Sample], progress: Progress | None = None
 ) -> dict[str, Histogram]:
     """Run the float graph on every sample and histogram every activation tensor."""
+    from tinyc.ir.ops import get_op
+
     hists = {t.name: Histogram() for t in g.activations() if t.dtype == "float32"}
+    tensors = list(hists.items())
     for sample in samples:
         values = interpreter.run(g, sample, keep_all=True)
-        for name, h in hists.items():
+        for name, h in tensors:
             h.update(values[name])
+        for node in g.nodes:
+            op = get_op(node.op)
+            if type(op).internals is not OpDef.internals:
+                xs = [values[i] if i else None for i in node.inputs]
+                for key, v in op.internals(node, g, xs).items():
+                    hists.setdefault(f"{node.name}#{key}", Histogram()).update(v)
         if progress is not None:
             progress(1)
     return hists

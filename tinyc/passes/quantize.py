@@ -147,6 +147,10 @@ def _plan(g: Graph) -> _Plan:
         groups.find(t.name)
     for k, node in enumerate(g.nodes):
         op = get_op(node.op)
+        for tie in op.quant_ties(node, g):
+            for other in tie[1:]:
+                if not groups.union(tie[0], other):
+                    raise TinycError(f"node {node.name!r}: {tie} cannot share parameters")
         fixed = _fixed(op)
         if fixed is not None:
             for o in node.outputs:
@@ -187,6 +191,8 @@ def _observers(g: Graph, hists: dict[str, Histogram], plan: _Plan, opts: QuantOp
     """
     exact = set(g.inputs) | set(g.outputs)
     exact |= {n.inputs[0] for n in g.nodes if n.op == "SOFTMAX"}
+    # recurrent state: an int8 clip would feed back into every later step
+    exact |= {m for n in g.nodes for tie in get_op(n.op).quant_ties(n, g) for m in tie}
     exact_roots = {plan.groups.find(n) for n in exact}
     chosen = {}
     for name in hists:
@@ -264,21 +270,88 @@ def _quantize_affine(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return quantize_array(x, q.s, q.zp, "int8")
 
 
-class _Builder:
-    """Writes the int8 graph: tensors first, then nodes with their quantized constants."""
+class QuantContext:
+    """Writes the int8 graph: tensors first, then nodes with their quantized constants.
 
-    def __init__(self, g: Graph, params: dict[str, QuantParams], opts: QuantOptions):
+    Ops with their own quantization rule (``OpDef.quantize_node``) use the public methods.
+    """
+
+    def __init__(
+        self,
+        g: Graph,
+        params: dict[str, QuantParams],
+        opts: QuantOptions,
+        hists: dict[str, Histogram] | None = None,
+    ):
         self.f = g
         self.opts = opts
         self.q = Graph(name=g.name, source_format=g.source_format)
         self.q.external_perm = dict(g.external_perm)
         self.params = params
+        self.hists = hists or {}
         self.const_cache: dict[tuple, str] = {}
         for t in g.activations():
             if t.dtype == "float32":
-                self.q.add_tensor(Tensor(t.name, t.shape, "int8", None, params[t.name]))
+                q = Tensor(t.name, t.shape, "int8", None, params.get(t.name), variable=t.variable)
             else:
-                self.q.add_tensor(Tensor(t.name, t.shape, t.dtype, None, None, dict(t.meta)))
+                q = Tensor(t.name, t.shape, t.dtype, None, None, dict(t.meta), t.variable)
+            self.q.add_tensor(q)
+
+    # -- for ops with their own rule --------------------------------------------------------
+    def params_of(self, key: str) -> QuantParams:
+        """The int8 parameters calibration chose for a tensor or an op internal."""
+        if key not in self.params:
+            raise TinycError(f"calibration observed nothing for {key!r}")
+        return self.params[key]
+
+    def max_abs(self, key: str) -> float:
+        """The largest magnitude calibration saw for a tensor or an op internal."""
+        h = self.hists.get(key)
+        if h is None or h.n == 0:
+            raise TinycError(f"calibration observed nothing for {key!r}")
+        return max(abs(h.min), abs(h.max))
+
+    def symmetric_weight(
+        self, name: str, in_scale: np.float32, bias: np.ndarray | None = None
+    ) -> tuple[str, QuantParams]:
+        """Float constant ``name`` as per-tensor symmetric int8 (room for ``bias`` at
+        in_scale * weight scale in int32)."""
+        w = self.f.tensors[name]
+        assert w.data is not None
+        q = _weight_params(w.data, 0, False, bias, in_scale)
+        key = ("w", q.scale.tobytes(), q.axis)
+        qname = self.const(
+            name, key, lambda t: Tensor(t.name, t.shape, "int8", _quantize_symmetric(t.data, q), q)
+        )
+        return qname, q
+
+    def int32_bias(self, base: str, values: np.ndarray, scale: np.float32) -> str:
+        """Float ``values`` as an int32 constant at ``scale`` (zero point 0)."""
+        q = QuantParams(np.float32(scale), 0)
+        v = np.rint(values.astype(np.float64) / float(np.float32(scale)))
+        data = np.clip(v, -INT32_MAX, INT32_MAX).astype(np.int32)
+        name = self.q.unique_name(base)
+        self.q.add_tensor(Tensor(name, data.shape, "int32", data, q))
+        return name
+
+    def quantized_const(self, name: str, dtype: str, q: QuantParams) -> str:
+        """Float constant ``name`` at the given parameters (any integer dtype)."""
+        from tinyc.ir.ops.quant import quantize_array
+
+        def make(s: Tensor) -> Tensor:
+            return Tensor(s.name, s.shape, dtype, quantize_array(s.data, q.s, q.zp, dtype), q)
+
+        return self.const(name, (dtype, q.scale.tobytes(), q.zp), make)
+
+    def new_const(self, base: str, data: np.ndarray, dtype: str, q: QuantParams | None) -> str:
+        name = self.q.unique_name(base)
+        self.q.add_tensor(Tensor(name, data.shape, dtype, data, q))
+        return name
+
+    def retype(self, name: str, dtype: str, q: QuantParams) -> None:
+        """Give a run-time tensor of the int8 graph another integer type / parameters."""
+        t = self.q.tensors[name]
+        t.dtype, t.quant = dtype, q
 
     def const(self, name: str, key: tuple, make: Callable[[Tensor], Tensor]) -> str:
         """A quantized copy of constant ``name`` (one per distinct quantization)."""
@@ -342,6 +415,9 @@ class _Builder:
 
     def node(self, node: Node, tied: Callable[[str], QuantParams | None]) -> Node:
         op = get_op(node.op)
+        custom = op.quantize_node(node, self)
+        if custom is not None:
+            return custom
         inputs = list(node.inputs)
         wq = None
         if op.weight_input is not None and op.weight_input < len(inputs):
@@ -390,8 +466,14 @@ def _float_boundary(q: Graph, f: Graph) -> None:
     q.nodes = first + q.nodes + last
 
 
-def build_int8(g: Graph, params: dict[str, QuantParams], plan: _Plan, opts: QuantOptions) -> Graph:
-    b = _Builder(g, params, opts)
+def build_int8(
+    g: Graph,
+    params: dict[str, QuantParams],
+    plan: _Plan,
+    opts: QuantOptions,
+    hists: dict[str, Histogram] | None = None,
+) -> Graph:
+    b = QuantContext(g, params, opts, hists)
 
     def tied(const_name: str) -> QuantParams | None:
         root = plan.groups.find(const_name)
@@ -440,7 +522,7 @@ def quantize(
     hists = observe(g, calibration_samples, progress)
     plan = _plan(g)
     params, choices = _choose_ranges(g, hists, plan, opts)
-    q = build_int8(g, params, plan, opts)
+    q = build_int8(g, params, plan, opts, hists)
     held_out = eval_samples is not None and len(eval_samples) > 0
     report = evaluate(g, q, eval_samples if held_out else calibration_samples, choices)
     report.calibration_samples = len(calibration_samples)

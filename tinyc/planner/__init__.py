@@ -115,6 +115,9 @@ class MemoryPlan:
     offsets: dict[str, int]  # tensor name -> arena offset
     scratch: dict[int, tuple[int, int]]  # node index -> (offset, bytes)
     pairs: dict[tuple[int, int], Window] = field(default_factory=dict)  # (input, dependent)
+    #: state tensors (Tensor.variable): their own persistent region, never the arena
+    state_offsets: dict[str, int] = field(default_factory=dict)
+    state_bytes: int = 0
 
     def check(self) -> None:
         """Raise if two buffers that are live at the same time share bytes illegally."""
@@ -134,6 +137,10 @@ class MemoryPlan:
     def to_json(self) -> dict:
         return {
             "arena_bytes": self.arena_bytes,
+            "state_bytes": self.state_bytes,
+            "states": [
+                {"name": name, "offset": off} for name, off in sorted(self.state_offsets.items())
+            ],
             "buffers": [
                 {
                     "name": b.name,
@@ -171,7 +178,7 @@ def plan_memory(
     last_use: dict[str, int] = {}
     for i, node in enumerate(g.nodes):
         for t in node.inputs:
-            if t and not g.tensors[t].is_const:
+            if t and not g.tensors[t].is_const and not g.tensors[t].variable:
                 last_use[t] = i
     for t in g.outputs:
         last_use[t] = n
@@ -199,9 +206,10 @@ def plan_memory(
     first_def: dict[str, int] = {t: -1 for t in g.inputs}
     for i, node in enumerate(g.nodes):
         for t in node.outputs:
-            first_def.setdefault(t, i)
+            if t:
+                first_def.setdefault(t, i)
     for t, tensor in g.tensors.items():
-        if tensor.is_const or (t not in first_def and t not in last_use):
+        if tensor.is_const or tensor.variable or (t not in first_def and t not in last_use):
             continue
         r = root(t)
         lo = first_def.get(t, -1)
@@ -252,15 +260,29 @@ def plan_memory(
     best = min(candidates, key=extent) if candidates else []
     for k, b in enumerate(buffers):
         b.offset = best[k]
+    state_offsets, state_bytes = plan_state(g)
     plan = MemoryPlan(
         arena_bytes=_align(extent(best), 16),
         buffers=buffers,
         offsets={t: b.offset for b in buffers for t in b.tensors},
         scratch={b.first: (b.offset, b.size) for b in buffers if b.name.startswith("scratch:")},
         pairs=pairs,
+        state_offsets=state_offsets,
+        state_bytes=state_bytes,
     )
     plan.check()
     return plan
+
+
+def plan_state(g: Graph) -> tuple[dict[str, int], int]:
+    """Offsets of the state tensors in their persistent region (in graph order), and its
+    size: they live from one invocation to the next, so nothing else may use their bytes."""
+    offsets: dict[str, int] = {}
+    at = 0
+    for t in g.states():
+        offsets[t.name] = at
+        at += _align(t.nbytes)
+    return offsets, at
 
 
 def _lowest_fit(forbidden: list[tuple[int, int]], start: int = 0) -> int:

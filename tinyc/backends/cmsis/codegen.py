@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+
 from tinyc import __version__
-from tinyc.backends.cmsis.cwriter import C_TYPES, CContext
+from tinyc.backends.cmsis.cwriter import C_TYPES, CContext, format_array
 from tinyc.backends.cmsis.emit import get_emitter
 from tinyc.backends.cmsis.emit.dwq_asm import assembly_file
 from tinyc.backends.cmsis.emit.matrix import TARGETS
 from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates, fusions
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph
+from tinyc.ir.tensor import np_dtype
 from tinyc.ir.verify import verify
 from tinyc.passes.io_layout import materialize_io_layout
 from tinyc.planner import MemoryPlan, plan_memory
@@ -31,6 +34,7 @@ RUNTIME_HEADERS = (
     "tinyc_simd.h",
     "tinyc_kernels.h",
     "tinyc_nn.h",
+    "tinyc_rnn.h",
 )
 
 
@@ -168,7 +172,7 @@ def generate_model(
             continue  # e.g. a RESHAPE that is a view of its input
         ins = [g.tensors[x] for x in node.inputs if x and not g.tensors[x].is_const]
         shapes = " ".join("x".join(map(str, t.shape)) for t in ins)
-        out = "x".join(map(str, g.out(node).shape))
+        out = "x".join(map(str, g.tensors[next(o for o in node.outputs if o)].shape))
         name = node.name[:60].replace("*/", "")
         functions += [
             f"/* {i}: {node.op} {name}: {shapes} -> {out} */",
@@ -193,6 +197,8 @@ def generate_model(
             "/* The activation arena: every run-time tensor at a fixed offset. */",
             "static uint8_t tinyc_arena[TINYC_ARENA_BYTES]",
             '    __attribute__((aligned(16), section(".bss.tinyc_arena")));',
+            "",
+            *_state_source(g, plan),
             "",
             *c.decls,
             "",
@@ -234,6 +240,7 @@ def _model_h(g: Graph, plan: MemoryPlan, model_name: str) -> str:
         f"#define TINYC_NUM_INPUTS {len(g.inputs)}",
         f"#define TINYC_NUM_OUTPUTS {len(g.outputs)}",
         f"#define TINYC_ARENA_BYTES {max(plan.arena_bytes, 16)}",
+        f"#define TINYC_STATE_BYTES {plan.state_bytes}",
         "",
         "/* Inputs: write each before every tinyc_invoke(); outputs: read after it. */",
     ]
@@ -250,10 +257,54 @@ def _model_h(g: Graph, plan: MemoryPlan, model_name: str) -> str:
         "/* Run one inference. */",
         "void tinyc_invoke(void);",
         "",
+        "/* Recurrent state (TINYC_STATE_BYTES of RAM outside the arena) survives from one",
+        " * tinyc_invoke() to the next, as in TFLite Micro; it starts at zero (each value's zero",
+        " * point). Call this to start a new sequence. */",
+        "void tinyc_reset_state(void);",
+        "",
         "#endif",
         "",
     ]
     return "\n".join(lines)
+
+
+def _state_source(g: Graph, plan: MemoryPlan) -> list[str]:
+    """The persistent state region, initialised to every value's reset value (so no call is
+    needed before the first invocation), and tinyc_reset_state() that restores it."""
+    from tinyc.interpreter import reset_value
+
+    states = [g.tensors[n] for n in plan.state_offsets]
+    if not states:
+        return ["void tinyc_reset_state(void) {}"]
+    image = np.zeros(plan.state_bytes, np.uint8)
+    for t in states:
+        off = plan.state_offsets[t.name]
+        value = np.full(t.shape, reset_value(t), np_dtype(t.dtype))
+        image[off : off + t.nbytes] = np.frombuffer(value.tobytes(), np.uint8)
+    lines = ["/* Recurrent state: persists between invocations (see tinyc_reset_state). */"]
+    if image.any():
+        lines.append(
+            "static uint8_t tinyc_state[TINYC_STATE_BYTES] __attribute__((aligned(16))) = "
+            f"{format_array(image, 'uint8_t')};"
+        )
+    else:
+        lines.append(
+            "static uint8_t tinyc_state[TINYC_STATE_BYTES] __attribute__((aligned(16)));"
+        )
+    lines.append("void tinyc_reset_state(void) {")
+    for t in states:
+        off = plan.state_offsets[t.name]
+        first = image[off : off + t.itemsize]
+        if t.itemsize == 1 or not first.any():
+            lines.append(f"  memset(tinyc_state + {off}, {int(first[0])}, {t.nbytes}u);")
+        else:
+            lines.append(
+                f"  {{ uint32_t i; for (i = 0; i < {t.size}u; ++i) "
+                f"(({C_TYPES[t.dtype]} *)(tinyc_state + {off}))[i] = "
+                f"({C_TYPES[t.dtype]}){reset_value(t)}; }}"
+            )
+    lines.append("}")
+    return lines
 
 
 def runtime_files(sources: list[str]) -> dict[str, str]:

@@ -112,6 +112,8 @@ class CContext:
         if t.is_const:
             assert t.data is not None
             return self.const_array(f"c_{tensor}", t.data, C_TYPES[t.dtype])
+        if t.variable:
+            return f"(({ctype} *)(tinyc_state + {self.plan.state_offsets[tensor]}))"
         return f"(({ctype} *)(tinyc_arena + {self.plan.offsets[tensor]}))"
 
     def scratch(self, ctype: str = "int8_t") -> str:

@@ -65,6 +65,22 @@ class OpDef:
         int8 parameters); attributes that hold real values are converted here."""
         return dict(node.attrs)
 
+    def internals(self, node: Node, g: Graph, xs: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+        """Values inside the op that calibration must see (e.g. a recurrent layer's cell
+        state), by key; histogrammed as ``"<node name>#<key>"``."""
+        return {}
+
+    def quant_ties(self, node: Node, g: Graph) -> list[list[str]]:
+        """Groups of tensor names (or ``"<node name>#<key>"`` internals) that must share one
+        set of int8 parameters, beyond what ``output_quant`` says."""
+        return []
+
+    def quantize_node(self, node: Node, ctx: Any) -> Node | None:
+        """The int8 node for float ``node``, for ops whose constants need more than the
+        generic weight / bias rule; ``ctx`` is the quantizer's builder (see
+        tinyc.passes.quantize.QuantContext). None: the generic rule applies."""
+        return None
+
     # -- checks -------------------------------------------------------------------------
     def check(self, node: Node, g: Graph) -> None:
         """Raise TinycError when this node cannot be evaluated (e.g. unsupported dtypes)."""

@@ -33,7 +33,7 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir import fixedpoint as fp
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops.base import OpDef, Spec, attr, register
-from tinyc.ir.tensor import Tensor
+from tinyc.ir.tensor import QuantParams, Tensor
 
 GATE_SCALE_POWER = -12  # gate pre-activations: int16 Q3.12
 GATE_OUT_SCALE = 2.0**-15  # sigmoid / tanh outputs: int16 Q0.15
@@ -220,6 +220,68 @@ class _Recurrent(OpDef):
         x = g.inp(node, 0)
         return x is not None and x.is_quantized
 
+    def quant_ties(self, node: Node, g: Graph) -> list[list[str]]:
+        """The hidden state, the sequence output and the final hidden state share one set
+        of int8 parameters (the state is fed back as the next step's input)."""
+        members = [f"{node.name}#h", *(o for o in node.outputs[:2] if o)]
+        h0 = g.inp(node, self.state_slots[0])
+        if h0 is not None and not h0.is_const:
+            members.append(h0.name)
+        return [members]
+
+    def bias_plan(self, node: Node) -> list[tuple[tuple[int, ...], int | None]]:
+        """Per gate: the bias slots added into the input-side bias (the first one holds the
+        sum), and the recurrent-side bias slot kept apart (None when there is none)."""
+        raise NotImplementedError
+
+    def quantize_node(self, node: Node, ctx: Any) -> Node:
+        """Per-tensor symmetric int8 weights per gate (what TFLM's LSTM takes), int32 biases
+        at input scale x weight scale (recurrent biases folded in where the cell allows),
+        the hidden state int8 with the output's parameters; see quantize_states."""
+        f: Graph = ctx.f
+        x = ctx.q.tensors[node.inputs[0]]
+        if x.quant is None or x.dtype != "int8":
+            raise UnsupportedError(f"node {node.name!r} ({node.op}): the input is not int8")
+        hq = ctx.params_of(f"{node.name}#h")
+        hidden = self.dims(node, f).hidden
+        ins = list(node.inputs) + [""] * (24 - len(node.inputs))
+        for k, (summed, kept) in enumerate(self.bias_plan(node)):
+            w_name, r_name = ins[self.w_slot + k], ins[self.r_slot + k]
+            for name in (w_name, r_name):
+                if not f.tensors[name].is_const:
+                    raise UnsupportedError(
+                        f"node {node.name!r} ({node.op}): int8 needs constant weights; "
+                        f"{name!r} is computed at run time"
+                    )
+            bias = _const_sum(f, [ins[s] for s in summed])
+            rbias = _const_sum(f, [ins[kept]]) if kept is not None else None
+            ins[self.w_slot + k], wq = ctx.symmetric_weight(w_name, x.quant.s, bias)
+            ins[self.r_slot + k], rq = ctx.symmetric_weight(r_name, hq.s, rbias)
+            for slot in summed[1:]:
+                ins[slot] = ""
+            gate = self.gates[k]
+            if bias is not None or self.kind == "LSTM":  # TFLM's LSTM needs every bias
+                values = bias if bias is not None else np.zeros(hidden, np.float32)
+                scale = np.float32(x.quant.s * wq.s)
+                ins[summed[0]] = ctx.int32_bias(f"{node.name}/bias_{gate}", values, scale)
+            if kept is not None:
+                ins[kept] = (
+                    ctx.int32_bias(f"{node.name}/rbias_{gate}", rbias, np.float32(hq.s * rq.s))
+                    if rbias is not None
+                    else ""
+                )
+        self.quantize_states(node, ctx, ins, hq)
+        while ins and not ins[-1]:
+            ins.pop()
+        return Node(node.op, node.name, ins, list(node.outputs), dict(node.attrs))
+
+    def quantize_states(self, node: Node, ctx: Any, ins: list[str], hq) -> None:
+        """The initial hidden state at the hidden state's parameters."""
+        slot = self.state_slots[0]
+        name = ins[slot]
+        if name and ctx.f.tensors[name].is_const:
+            ins[slot] = ctx.quantized_const(name, "int8", hq)
+
     # -- costs ----------------------------------------------------------------------------
     def macs(self, node: Node, g: Graph) -> int:
         d = self.dims(node, g)
@@ -234,6 +296,34 @@ class _Recurrent(OpDef):
     def internals(self, node: Node, g: Graph, xs: list) -> dict[str, np.ndarray]:
         """Values inside the layer that calibration needs (see tinyc.passes.calibration)."""
         return {}
+
+
+def cell_state_params(max_abs: float) -> QuantParams:
+    """The int16 cell state's parameters: symmetric, the smallest power-of-two scale whose
+    int16 range covers ``max_abs`` (TFLM's integer LSTM needs a power of two), at most
+    2^-15 fine."""
+    need = max(float(max_abs), 1e-9) / 32767.0
+    power = max(-15, int(np.ceil(np.log2(need))))
+    return QuantParams(np.float32(2.0**power), 0)
+
+
+def _hidden_output(node: Node, g: Graph) -> Tensor:
+    """The sequence output, or the final hidden state when the sequence is not used."""
+    for name in node.outputs[:2]:
+        if name:
+            return g.tensors[name]
+    raise TinycError(f"node {node.name!r} ({node.op}) has no output")
+
+
+def _const_sum(g: Graph, names: list[str]) -> np.ndarray | None:
+    """The sum of the given constant float tensors ("" skipped), or None when none."""
+    present = [g.tensors[n] for n in names if n]
+    for t in present:
+        if not t.is_const:
+            raise UnsupportedError(f"bias {t.name!r} must be a constant for int8")
+    if not present:
+        return None
+    return np.sum([t.data.astype(np.float64) for t in present], axis=0).astype(np.float32)
 
 
 def _w(xs: list, slot: int) -> np.ndarray | None:
@@ -312,6 +402,36 @@ class Lstm(_Recurrent):
 
     def state_shape(self, node: Node, dims: Dims, slot: int) -> tuple[int, int]:
         return (dims.batch, dims.hidden if slot == C0 else dims.output)
+
+    def bias_plan(self, node: Node) -> list[tuple[tuple[int, ...], int | None]]:
+        return [((BI + k,), None) for k in range(4)]
+
+    def quantize_states(self, node: Node, ctx: Any, ins: list[str], hq) -> None:
+        """TFLM's LSTM keeps both states: the hidden state int8 (zero where the model gives
+        none), the cell state int16 with the power-of-two scale that covers the largest
+        cell value calibration saw."""
+        super().quantize_states(node, ctx, ins, hq)
+        d = self.dims(node, ctx.f)
+        if not ins[H0]:
+            zeros = np.full((d.batch, d.output), hq.zp, np.int8)
+            ins[H0] = ctx.new_const(f"{node.name}/h0", zeros, "int8", hq)
+        cq = cell_state_params(ctx.max_abs(f"{node.name}#c"))
+        name = ins[C0]
+        if not name:
+            ins[C0] = ctx.new_const(
+                f"{node.name}/c0", np.zeros((d.batch, d.hidden), np.int16), "int16", cq
+            )
+        elif ctx.f.tensors[name].is_const:
+            ins[C0] = ctx.quantized_const(name, "int16", cq)
+        elif ctx.f.tensors[name].variable:
+            ctx.retype(name, "int16", cq)
+        else:
+            raise UnsupportedError(
+                f"node {node.name!r} (LSTM): an int8 LSTM cannot take its initial cell state "
+                "as a model input (make it a state or a constant)"
+            )
+        if len(node.outputs) > 2 and node.outputs[2]:
+            ctx.retype(node.outputs[2], "int16", cq)
 
     def macs(self, node: Node, g: Graph) -> int:
         d = self.dims(node, g)
@@ -394,7 +514,7 @@ class Lstm(_Recurrent):
 
     def quant_params(self, node: Node, g: Graph) -> _LstmQuant:
         x, h, c = g.inp(node, X), g.inp(node, H0), g.inp(node, C0)
-        y = g.tensors[node.outputs[0]] if node.outputs[0] else None
+        y = _hidden_output(node, g)
         where = f"node {node.name!r} (LSTM)"
         if x is None or x.dtype != "int8" or x.quant is None:
             raise UnsupportedError(f"{where}: int8 LSTMs need an int8 input")
@@ -528,6 +648,14 @@ class Gru(_Recurrent):
     default_activations = ("Sigmoid", "Tanh")
     attrs = {**_Recurrent.attrs, "linear_before_reset": False}
 
+    def bias_plan(self, node: Node) -> list[tuple[tuple[int, ...], int | None]]:
+        # z and r: Wb + Rb is one constant; h: Rb stays apart when r multiplies it
+        if attr(node, "linear_before_reset"):
+            hidden: tuple[tuple[int, ...], int | None] = ((GBH,), GRBH)
+        else:
+            hidden = ((GBH, GRBH), None)
+        return [((GBZ, GRBZ), None), ((GBR, GRBR), None), hidden]
+
     def _run_float(self, node: Node, g: Graph, xs: list, trace: dict | None = None):
         d = self.dims(node, g)
         f_act, g_act = self.activation_fns(node)
@@ -590,7 +718,7 @@ class Gru(_Recurrent):
 
     def quant_params(self, node: Node, g: Graph) -> _GruQuant:
         x, h = g.inp(node, GX), g.inp(node, GH0)
-        y = g.tensors[node.outputs[0]]
+        y = _hidden_output(node, g)
         where = f"node {node.name!r} (GRU)"
         if x is None or x.dtype != "int8" or x.quant is None:
             raise UnsupportedError(f"{where}: int8 GRUs need an int8 input")
@@ -704,6 +832,9 @@ class Rnn(_Recurrent):
     state_slots = (NH0,)
     default_activations = ("Tanh",)
 
+    def bias_plan(self, node: Node) -> list[tuple[tuple[int, ...], int | None]]:
+        return [((NB, NRB), None)]
+
     def _run_float(self, node: Node, g: Graph, xs: list, trace: dict | None = None):
         d = self.dims(node, g)
         (f_act,) = self.activation_fns(node)
@@ -761,7 +892,7 @@ class Rnn(_Recurrent):
         self.quant_params(node, g)
 
     def quant_params(self, node: Node, g: Graph) -> dict[str, Any]:
-        x, h, y = g.inp(node, NX), g.inp(node, NH0), g.tensors[node.outputs[0]]
+        x, h, y = g.inp(node, NX), g.inp(node, NH0), _hidden_output(node, g)
         where = f"node {node.name!r} (RNN)"
         if x is None or x.dtype != "int8" or x.quant is None:
             raise UnsupportedError(f"{where}: int8 RNNs need an int8 input")
@@ -816,14 +947,14 @@ class Rnn(_Recurrent):
             ah = (h - zp) @ R.T
             vx = fp.multiply_by_quantized_multiplier(ax, *q["x"])
             vh = fp.multiply_by_quantized_multiplier(ah, *q["h"])
-            if q["act"] == "Relu":
-                h = np.clip(vx + vh + zp, max(-128, zp), 127)
+            pre = np.clip(
+                np.clip(vx, INT16_MIN, INT16_MAX) + np.clip(vh, INT16_MIN, INT16_MAX),
+                INT16_MIN,
+                INT16_MAX,
+            )
+            if q["act"] == "Relu":  # pre-activation at the state's scale
+                h = np.clip(pre + zp, max(-128, zp), 127)
             else:
-                pre = np.clip(
-                    np.clip(vx, INT16_MIN, INT16_MAX) + np.clip(vh, INT16_MIN, INT16_MAX),
-                    INT16_MIN,
-                    INT16_MAX,
-                )
                 a = fp.tanh_int16(pre) if q["act"] == "Tanh" else fp.sigmoid_int16(pre)
                 h = np.clip(fp.multiply_by_quantized_multiplier(a, *q["out"]) + zp, -128, 127)
             if attr(node, "time_major"):

@@ -9,6 +9,7 @@ from tinyc.backends.cmsis.emit import (  # noqa: F401
     move,
     pool,
     quant,
+    recurrent,
     softmax,
 )
 from tinyc.backends.cmsis.emit.base import EMITTERS, Emitter, get_emitter

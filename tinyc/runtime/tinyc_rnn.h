@@ -1,0 +1,512 @@
+/* tinyc's recurrent kernels: LSTM (TFLite Micro's integer LSTM, bit for bit), GRU and RNN
+ * (tinyc's integer definitions, see tinyc/ir/ops/recurrent.py), int8 in and out.
+ *
+ * Gate matrices: every gate's input-side weights stacked into one [gates * hidden, k]
+ * matrix (and the recurrent ones into another), rows padded to a multiple of four, in the
+ * target's matrix layout (TINYC_WL_*, see tinyc_nn.h). Per row: a bias with the input zero
+ * point folded in, and the requantization {multiplier, shift} to int16 Q3.12.
+ *
+ * Everything is always_inline: the generated model calls a kernel from a per-layer
+ * function with a constant parameter block, so the compiler specializes it for the layer's
+ * layout and sizes. tinyc_lstm_s8 / tinyc_gru_s8 / tinyc_rnn_s8 run the whole sequence
+ * x -> y (y may be 0 when only the final state is wanted); h (int8) and c (int16) hold the
+ * state on entry and are left holding the final state.
+ */
+#ifndef TINYC_RNN_H
+#define TINYC_RNN_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "tinyc_fixedpoint.h"
+#include "tinyc_nn.h"
+
+/* One gate matrix: per-row biases, per-gate requantization (the weights are per tensor). */
+typedef struct {
+  const void *w;       /* rows x k in layout wl */
+  const int32_t *bias; /* per row (zero point folded in; for TINYC_WL_UPAIRS also -128 sum w) */
+  const int32_t *mult; /* per gate */
+  const int32_t *shift;
+  int32_t k;
+  int32_t gate_rows; /* rows per gate: the hidden size rounded up to a multiple of 4 */
+} tinyc_gate_mat_t;
+
+typedef struct {
+  int32_t batch, steps, input, hidden;
+  int32_t time_major, reverse;
+  int32_t wl;          /* weight layout of both matrices */
+  tinyc_gate_mat_t x;  /* input side: rows i, f, c, o */
+  tinyc_gate_mat_t h;  /* recurrent side */
+  int32_t h_zp;
+  int32_t forget_mult, forget_shift; /* f * c -> c */
+  int32_t input_mult, input_shift;   /* i * g -> c */
+  int32_t output_mult, output_shift; /* o * tanh(c) -> h */
+  int32_t tanh_mult, tanh_shift;     /* tanh(c) input scaling (see tinyc_tanh16) */
+  int32_t cell_clip;                 /* 0: none */
+  int32_t cell_gate_sigmoid;         /* the cell gate's activation: 0 tanh, 1 sigmoid */
+  const uint16_t *table;             /* sigmoid(k / 24) in Q0.16, TFLM's 256 entries */
+} tinyc_lstm_t;
+
+/* Bytes of scratch a row of k values needs (widened, staged or flipped for the matrix
+ * kernels), and a block of input rows (up to three on DSP cores). */
+#define TINYC_RNN_ROW_SCRATCH(k) (3 * (((k) + 15) & ~15))
+#define TINYC_RNN_XROW_SCRATCH(k) (7 * (((k) + 15) & ~15))
+
+
+typedef struct {
+  int32_t batch, steps, input, hidden;
+  int32_t time_major, reverse;
+  int32_t wl;
+  int32_t linear_before_reset;
+  tinyc_gate_mat_t x; /* rows z, r, h */
+  tinyc_gate_mat_t h; /* rows z, r, h (bias: zero point folded, plus Rb_h scaled) */
+  int32_t h_zp;
+  int32_t reset_mult, reset_shift;   /* r * hh (Q3.12), or r * (h - zp) at h's scale */
+  int32_t keep_mult, keep_shift;     /* (1 - z) * n -> h */
+  int32_t update_mult, update_shift; /* z * (h - zp) -> h */
+  const uint16_t *table;
+} tinyc_gru_t;
+
+
+typedef struct {
+  int32_t batch, steps, input, hidden;
+  int32_t time_major, reverse;
+  int32_t wl;
+  tinyc_gate_mat_t x;
+  tinyc_gate_mat_t h;
+  int32_t h_zp;
+  int32_t activation; /* 0 tanh, 1 sigmoid, 2 relu */
+  int32_t out_mult, out_shift;
+  const uint16_t *table;
+} tinyc_rnn_t;
+
+
+/* -- implementation ------------------------------------------------------------------- */
+
+#if TINYC_DSP
+#define TINYC_SAT16(v) __ssat((v), 16)
+#define TINYC_SAT8(v) __ssat((v), 8)
+#else
+#define TINYC_SAT16(v) ((v) < -32768 ? -32768 : ((v) > 32767 ? 32767 : (v)))
+#define TINYC_SAT8(v) ((v) < -128 ? -128 : ((v) > 127 ? 127 : (v)))
+#endif
+
+/* TFLM's int16 sigmoid (reference_integer_ops::Logistic) of a Q3.12 value: Q0.15. */
+TINYC_INLINE int32_t tinyc_sigmoid16(int32_t x, const uint16_t *table) {
+  const int32_t v = x * 3;
+  const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+  const uint32_t uh = a >> 9;
+  uint32_t r;
+  if (uh >= 255u) {
+    r = 0x7FFFu << 10;
+  } else {
+    const uint32_t ua = table[uh], ub = table[uh + 1];
+    r = (ua << 9) + (a & 0x1FFu) * (ub - ua);
+  }
+  r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
+  return (int32_t)(r >> 10);
+}
+
+/* TFLM's int16 tanh (reference_integer_ops::Tanh): the input times `mult` (3 << shift for a
+ * power-of-two scale), rounded right by `shift`; Q0.15 out. */
+TINYC_INLINE int32_t tinyc_tanh16(int32_t x, int32_t mult, int32_t shift,
+                                   const uint16_t *table) {
+  const int32_t round = shift > 0 ? 1 << (shift - 1) : 0;
+  const int32_t v = (x * mult + round) >> shift;
+  const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+  const uint32_t uh = a >> 8;
+  int32_t r;
+  if (uh >= 255u) {
+    r = (int32_t)(0xFFFFu << 8);
+  } else {
+    const uint32_t ua = table[uh], ub = table[uh + 1];
+    r = (int32_t)((ua << 8) + (a & 0xFFu) * (ub - ua));
+  }
+  r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+  return r >> 8;
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier, with the right-shift case (every gate and cell
+ * product of a real model) in six instructions. */
+TINYC_INLINE int32_t tinyc_rnn_rq(int32_t x, int32_t mult, int32_t shift) {
+  return shift < 0 ? tinyc_rdbpot1(tinyc_mulhi(x, mult), -shift) : tinyc_mbqm(x, mult, shift);
+}
+
+/* Steps whose input side one matrix pass computes: the DSP kernels take three rows, the
+ * unsigned pair kernels two. */
+TINYC_INLINE int32_t tinyc_rnn_block(int32_t wl) {
+#if TINYC_DSP
+  if (wl == TINYC_WL_PAIRS) return 3;
+#endif
+  return wl == TINYC_WL_UPAIRS ? 2 : 1;
+}
+
+/* A row ready for the matrix kernels of layout wl: DSP pair layouts take it widened to
+ * int16 pairs, the unsigned pair layout flipped to x + 128 (flip_sum: 128 * sum), the quad
+ * layout and plain C as it is. `buf` holds TINYC_RNN_ROW_SCRATCH(k) bytes. */
+TINYC_INLINE const void *tinyc_rnn_row(const int8_t *src, int32_t k, int32_t wl, void *buf,
+                                 uint32_t *flip_sum) {
+  const int32_t k4 = (k + 3) & ~3;
+  *flip_sum = 0;
+  if (wl == TINYC_WL_UPAIRS) {
+    uint8_t *row = (uint8_t *)buf;
+    memcpy(row, src, (size_t)k);
+    memset(row + k, 0, (size_t)(k4 - k));
+    *flip_sum = tinyc_flip_row(row, k4);
+    return row;
+  }
+#if TINYC_DSP
+  if (wl == TINYC_WL_PAIRS) {
+    tinyc_row_t *rows = (tinyc_row_t *)buf;
+    int8_t *stage = (int8_t *)buf + TINYC_MM_SCRATCH(1, k4);
+    if (k != k4) {
+      memcpy(stage, src, (size_t)k);
+      memset(stage + k, 0, (size_t)(k4 - k));
+      src = stage;
+    }
+    tinyc_row_s8(src, k4, rows, 0, 1);
+    return rows;
+  }
+#endif
+  (void)buf;
+  return src;
+}
+
+/* acc[j] = bias[j] + row . w_j for the four rows 4 * quad .. 4 * quad + 3 of a gate matrix. */
+TINYC_INLINE void tinyc_rnn_mv4(int32_t wl, const void *row, uint32_t flip_sum, int32_t k,
+                                 const void *w, int32_t quad, const int32_t *bias,
+                                 int32_t *acc) {
+  const int32_t k4 = (k + 3) & ~3;
+  int32_t j;
+  if (wl == TINYC_WL_UPAIRS) {
+    const uint8_t *wb = (const uint8_t *)w + quad * 4 * k4;
+    uint32_t u[4];
+    for (j = 0; j < 4; ++j) u[j] = (uint32_t)bias[j];
+    tinyc_mm_u8((const uint8_t *)row, 0, wb, wb + 2 * k4, k4 / 4, u);
+    for (j = 0; j < 4; ++j) acc[j] = (int32_t)(u[j] - flip_sum);
+    return;
+  }
+#if TINYC_DSP
+  if (wl == TINYC_WL_PAIRS) {
+    const uint32_t *wp = (const uint32_t *)w + quad * k4;
+    tinyc_mm1x4((const uint32_t *)row, wp, k4 / 4, acc, bias, wp + k4 / 2);
+    return;
+  }
+#endif
+  if (wl == TINYC_WL_QUADS) {
+    const int32_t k16 = (k + 15) & ~15;
+    const int8_t *wq = (const int8_t *)w + quad * 4 * k16;
+    const int8_t *x = (const int8_t *)row;
+#if TINYC_MVE
+    const int32_t blocks = k / 16, tail = k % 16;
+    int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3], b;
+    for (b = 0; b < blocks; ++b, x += 16, wq += 64) {
+      const int8x16_t xv = vldrbq_s8(x);
+      a0 = vmladavaq_s8(a0, xv, vldrbq_s8(wq));
+      a1 = vmladavaq_s8(a1, xv, vldrbq_s8(wq + 16));
+      a2 = vmladavaq_s8(a2, xv, vldrbq_s8(wq + 32));
+      a3 = vmladavaq_s8(a3, xv, vldrbq_s8(wq + 48));
+    }
+    if (tail) {
+      const int8x16_t xv = vldrbq_z_s8(x, vctp8q((uint32_t)tail));
+      a0 = vmladavaq_s8(a0, xv, vldrbq_s8(wq));
+      a1 = vmladavaq_s8(a1, xv, vldrbq_s8(wq + 16));
+      a2 = vmladavaq_s8(a2, xv, vldrbq_s8(wq + 32));
+      a3 = vmladavaq_s8(a3, xv, vldrbq_s8(wq + 48));
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+#else
+    int32_t i;
+    for (j = 0; j < 4; ++j) {
+      int32_t a = bias[j];
+      for (i = 0; i < k; ++i) a += x[i] * wq[(i / 16) * 64 + j * 16 + i % 16];
+      acc[j] = a;
+    }
+#endif
+    return;
+  }
+  {
+    /* the signed pair layout in plain C (hosts and cores without DSP) */
+    const int8_t *x = (const int8_t *)row;
+    const int8_t *wp = (const int8_t *)w + quad * 4 * k4;
+    int32_t i;
+    for (j = 0; j < 4; ++j) {
+      const int8_t *wc = wp + (j / 2) * 2 * k4 + 4 * (j & 1);
+      int32_t a = bias[j];
+      for (i = 0; i < k; ++i) a += x[i] * wc[(i / 4) * 8 + i % 4];
+      acc[j] = a;
+    }
+  }
+}
+
+/* Rows [first, first + count) (whole gates) of a gate matrix requantized to int16 and
+ * added, saturating, to what `out` holds (or stored when `add` is 0). */
+TINYC_INLINE void tinyc_rnn_gates(int32_t wl, const tinyc_gate_mat_t *m, const void *row,
+                                  uint32_t flip_sum, int32_t first, int32_t count, int16_t *out,
+                                  int32_t add) {
+  const int32_t gr = m->gate_rows;
+  int32_t g0, quad, j;
+  for (g0 = first; g0 < first + count; g0 += gr) {
+    const int32_t gm = m->mult[g0 / gr], gs = m->shift[g0 / gr];
+    for (quad = g0 / 4; quad < (g0 + gr) / 4; ++quad) {
+      int32_t acc[4];
+      int16_t *o = out + 4 * quad - first;
+      tinyc_rnn_mv4(wl, row, flip_sum, m->k, m->w, quad, m->bias + 4 * quad, acc);
+      for (j = 0; j < 4; ++j) {
+        int32_t v = tinyc_rnn_rq(acc[j], gm, gs);
+        v = TINYC_SAT16(v);
+        if (add) {
+          v += o[j];
+          v = TINYC_SAT16(v);
+        }
+        o[j] = (int16_t)v;
+      }
+    }
+  }
+}
+
+/* The input-side pre-activations (int16, rows [0, rows)) of nb <= tinyc_rnn_block(wl)
+ * steps at once: out + j * rows for step j. `buf`: TINYC_RNN_XROW_SCRATCH(k) bytes. */
+TINYC_INLINE void tinyc_rnn_xblock(int32_t wl, const tinyc_gate_mat_t *m,
+                                   const int8_t *const *src, int32_t nb, int32_t rows,
+                                   int16_t *out, void *buf) {
+  const int32_t k = m->k, k4 = (k + 3) & ~3, gr = m->gate_rows;
+  int32_t j, oc, g0;
+#if TINYC_DSP
+  if (wl == TINYC_WL_PAIRS && nb > 1) {
+    tinyc_row_t *rw = (tinyc_row_t *)buf;
+    int8_t *stage = (int8_t *)buf + TINYC_MM_SCRATCH(3, k4);
+    for (j = 0; j < 3; ++j) {
+      const int8_t *row = src[j < nb ? j : nb - 1];
+      if (k != k4) {
+        memcpy(stage, row, (size_t)k);
+        memset(stage + k, 0, (size_t)(k4 - k));
+        row = stage;
+      }
+      tinyc_row_s8(row, k4, rw, j, 3);
+    }
+    for (g0 = 0; g0 < rows; g0 += gr) {
+      const int32_t gm = m->mult[g0 / gr], gs = m->shift[g0 / gr];
+      for (oc = g0; oc < g0 + gr; oc += 2) {
+        const uint32_t *wp = (const uint32_t *)m->w + (oc / 2) * (k4 / 2);
+        int32_t acc[6];
+        tinyc_mm3x2(rw, wp, k4 / 4, acc, m->bias + oc);
+        for (j = 0; j < nb; ++j) {
+          const int32_t a = tinyc_rnn_rq(acc[2 * j], gm, gs);
+          const int32_t b = tinyc_rnn_rq(acc[2 * j + 1], gm, gs);
+          out[j * rows + oc] = (int16_t)TINYC_SAT16(a);
+          out[j * rows + oc + 1] = (int16_t)TINYC_SAT16(b);
+        }
+      }
+    }
+    return;
+  }
+#endif
+  if (wl == TINYC_WL_UPAIRS && nb > 1) {
+    uint8_t *r0 = (uint8_t *)buf, *r1 = r0 + k4;
+    uint32_t s0, s1;
+    memcpy(r0, src[0], (size_t)k);
+    memset(r0 + k, 0, (size_t)(k4 - k));
+    memcpy(r1, src[1], (size_t)k);
+    memset(r1 + k, 0, (size_t)(k4 - k));
+    s0 = tinyc_flip_row(r0, k4);
+    s1 = tinyc_flip_row(r1, k4);
+    for (g0 = 0; g0 < rows; g0 += gr) {
+      const int32_t gm = m->mult[g0 / gr], gs = m->shift[g0 / gr];
+      for (oc = g0; oc < g0 + gr; oc += 2) {
+        const uint8_t *wb = (const uint8_t *)m->w + (oc / 2) * 2 * k4;
+        uint32_t acc[4];
+        int32_t c2;
+        acc[0] = acc[2] = (uint32_t)m->bias[oc];
+        acc[1] = acc[3] = (uint32_t)m->bias[oc + 1];
+        tinyc_mm_u8(r0, r1, wb, wb, k4 / 4, acc);
+        for (c2 = 0; c2 < 4; ++c2) {
+          const int32_t ch = oc + (c2 & 1), step = c2 >> 1;
+          int32_t v = (int32_t)(acc[c2] - (step ? s1 : s0));
+          v = tinyc_rnn_rq(v, gm, gs);
+          out[step * rows + ch] = (int16_t)TINYC_SAT16(v);
+        }
+      }
+    }
+    return;
+  }
+  for (j = 0; j < nb; ++j) {
+    uint32_t f;
+    const void *r = tinyc_rnn_row(src[j], k, wl, buf, &f);
+    tinyc_rnn_gates(wl, m, r, f, 0, rows, out + j * rows, 0);
+  }
+}
+
+TINYC_INLINE int32_t tinyc_rnn_offset(int32_t time_major, int32_t batch, int32_t steps, int32_t b,
+                                int32_t t) {
+  return time_major ? t * batch + b : b * steps + t;
+}
+
+/* The steps of one block: where each step's input and output live. */
+TINYC_INLINE int32_t tinyc_rnn_block_rows(int32_t time_major, int32_t batch, int32_t steps,
+                                    int32_t reverse, int32_t b, int32_t s0, int32_t nb,
+                                    const int8_t *x, int32_t input, const int8_t **src,
+                                    int32_t *at) {
+  int32_t j;
+  for (j = 0; j < nb; ++j) {
+    const int32_t t = reverse ? steps - 1 - (s0 + j) : s0 + j;
+    at[j] = tinyc_rnn_offset(time_major, batch, steps, b, t);
+    src[j] = x + at[j] * input;
+  }
+  return nb;
+}
+
+TINYC_INLINE void tinyc_lstm_s8(const tinyc_lstm_t *p, const int8_t *x, int8_t *y, int8_t *h, int16_t *c,
+                   void *scratch) {
+  const int32_t n = p->hidden, n4 = (n + 3) & ~3, rows = 4 * n4;
+  const int32_t blk = tinyc_rnn_block(p->wl);
+  int16_t *gates = (int16_t *)scratch; /* per step of a block: i, f, c, o (n4 rows each) */
+  uint8_t *xbuf = (uint8_t *)(gates + blk * rows);
+  uint8_t *hbuf = xbuf + TINYC_RNN_XROW_SCRATCH(p->input);
+  int32_t b, s0, j, u;
+  for (b = 0; b < p->batch; ++b) {
+    int8_t *hb = h + b * n;
+    int16_t *cb = c + b * n;
+    for (s0 = 0; s0 < p->steps; s0 += blk) {
+      const int8_t *src[3];
+      int32_t at[3];
+      const int32_t nb = tinyc_rnn_block_rows(p->time_major, p->batch, p->steps, p->reverse, b,
+                                              s0, p->steps - s0 < blk ? p->steps - s0 : blk,
+                                              x, p->input, src, at);
+      tinyc_rnn_xblock(p->wl, &p->x, src, nb, rows, gates, xbuf);
+      for (j = 0; j < nb; ++j) {
+        int16_t *gt = gates + j * rows;
+        uint32_t fh;
+        const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+        tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, rows, gt, 1);
+        for (u = 0; u < n; ++u) {
+          const int32_t gi = tinyc_sigmoid16(gt[u], p->table);
+          const int32_t gf = tinyc_sigmoid16(gt[n4 + u], p->table);
+          const int32_t gc = p->cell_gate_sigmoid ? tinyc_sigmoid16(gt[2 * n4 + u], p->table)
+                                                  : tinyc_tanh16(gt[2 * n4 + u], 3, 0, p->table);
+          const int32_t kept = tinyc_rnn_rq(gf * cb[u], p->forget_mult, p->forget_shift);
+          const int32_t added = tinyc_rnn_rq(gi * gc, p->input_mult, p->input_shift);
+          int32_t cell = TINYC_SAT16(kept) + TINYC_SAT16(added);
+          int32_t go, out;
+          cell = TINYC_SAT16(cell);
+          if (p->cell_clip) {
+            cell = cell > p->cell_clip ? p->cell_clip
+                                       : (cell < -p->cell_clip ? -p->cell_clip : cell);
+          }
+          cb[u] = (int16_t)cell;
+          go = tinyc_sigmoid16(gt[3 * n4 + u], p->table);
+          out = tinyc_rnn_rq(tinyc_tanh16(cell, p->tanh_mult, p->tanh_shift, p->table) * go,
+                             p->output_mult, p->output_shift) +
+                p->h_zp;
+          hb[u] = (int8_t)TINYC_SAT8(out);
+        }
+        if (y) memcpy(y + at[j] * n, hb, (size_t)n);
+      }
+    }
+  }
+}
+
+TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y, int8_t *h, void *scratch) {
+  const int32_t n = p->hidden, n4 = (n + 3) & ~3, rows = 3 * n4;
+  const int32_t blk = tinyc_rnn_block(p->wl);
+  int16_t *gates = (int16_t *)scratch; /* per step of a block: z, r, h from the input */
+  int16_t *hh = gates + blk * rows;
+  int8_t *rh = (int8_t *)(hh + n4);
+  uint8_t *xbuf = (uint8_t *)(rh + n4);
+  uint8_t *hbuf = xbuf + TINYC_RNN_XROW_SCRATCH(p->input);
+  int32_t b, s0, j, u;
+  for (b = 0; b < p->batch; ++b) {
+    int8_t *hb = h + b * n;
+    for (s0 = 0; s0 < p->steps; s0 += blk) {
+      const int8_t *src[3];
+      int32_t at[3];
+      const int32_t nb = tinyc_rnn_block_rows(p->time_major, p->batch, p->steps, p->reverse, b,
+                                              s0, p->steps - s0 < blk ? p->steps - s0 : blk,
+                                              x, p->input, src, at);
+      tinyc_rnn_xblock(p->wl, &p->x, src, nb, rows, gates, xbuf);
+      for (j = 0; j < nb; ++j) {
+        int16_t *gt = gates + j * rows;
+        uint32_t fh;
+        const void *rowh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+        tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 0, 2 * n4, gt, 1); /* z, r */
+        if (p->linear_before_reset) {
+          tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 2 * n4, n4, hh, 0);
+          for (u = 0; u < n; ++u) {
+            const int32_t r = tinyc_sigmoid16(gt[n4 + u], p->table);
+            int32_t v = tinyc_rnn_rq(r * hh[u], p->reset_mult, p->reset_shift);
+            v = TINYC_SAT16(v) + gt[2 * n4 + u];
+            gt[2 * n4 + u] = (int16_t)TINYC_SAT16(v);
+          }
+        } else {
+          uint32_t fr;
+          const void *rowr;
+          const int32_t lo = -128 - p->h_zp, hi = 127 - p->h_zp;
+          for (u = 0; u < n; ++u) {
+            const int32_t r = tinyc_sigmoid16(gt[n4 + u], p->table);
+            int32_t v = tinyc_rnn_rq(r * (hb[u] - p->h_zp), p->reset_mult, p->reset_shift);
+            v = v < lo ? lo : (v > hi ? hi : v);
+            rh[u] = (int8_t)(v + p->h_zp);
+          }
+          rowr = tinyc_rnn_row(rh, n, p->wl, hbuf, &fr);
+          tinyc_rnn_gates(p->wl, &p->h, rowr, fr, 2 * n4, n4, gt + 2 * n4, 1);
+        }
+        for (u = 0; u < n; ++u) {
+          const int32_t z = tinyc_sigmoid16(gt[u], p->table);
+          const int32_t cand = tinyc_tanh16(gt[2 * n4 + u], 3, 0, p->table);
+          const int32_t keep = tinyc_rnn_rq((32768 - z) * cand, p->keep_mult, p->keep_shift);
+          const int32_t upd =
+              tinyc_rnn_rq(z * (hb[u] - p->h_zp), p->update_mult, p->update_shift);
+          const int32_t v = keep + upd + p->h_zp;
+          hb[u] = (int8_t)TINYC_SAT8(v);
+        }
+        if (y) memcpy(y + at[j] * n, hb, (size_t)n);
+      }
+    }
+  }
+}
+
+TINYC_INLINE void tinyc_rnn_s8(const tinyc_rnn_t *p, const int8_t *x, int8_t *y, int8_t *h, void *scratch) {
+  const int32_t n = p->hidden, n4 = (n + 3) & ~3;
+  const int32_t blk = tinyc_rnn_block(p->wl);
+  int16_t *pre = (int16_t *)scratch; /* per step of a block */
+  uint8_t *xbuf = (uint8_t *)(pre + blk * n4);
+  uint8_t *hbuf = xbuf + TINYC_RNN_XROW_SCRATCH(p->input);
+  const int32_t relu = p->activation == 2; /* relu: pre-activations at the state's scale */
+  int32_t b, s0, j, u;
+  for (b = 0; b < p->batch; ++b) {
+    int8_t *hb = h + b * n;
+    for (s0 = 0; s0 < p->steps; s0 += blk) {
+      const int8_t *src[3];
+      int32_t at[3];
+      const int32_t nb = tinyc_rnn_block_rows(p->time_major, p->batch, p->steps, p->reverse, b,
+                                              s0, p->steps - s0 < blk ? p->steps - s0 : blk,
+                                              x, p->input, src, at);
+      tinyc_rnn_xblock(p->wl, &p->x, src, nb, n4, pre, xbuf);
+      for (j = 0; j < nb; ++j) {
+        int16_t *pt = pre + j * n4;
+        uint32_t fh;
+        const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+        tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, n4, pt, 1);
+        for (u = 0; u < n; ++u) {
+          int32_t v;
+          if (relu) {
+            v = pt[u] + p->h_zp;
+            v = v < p->h_zp ? p->h_zp : (v > 127 ? 127 : v);
+          } else {
+            const int32_t a = p->activation == 0 ? tinyc_tanh16(pt[u], 3, 0, p->table)
+                                                 : tinyc_sigmoid16(pt[u], p->table);
+            v = tinyc_rnn_rq(a, p->out_mult, p->out_shift) + p->h_zp;
+            v = TINYC_SAT8(v);
+          }
+          hb[u] = (int8_t)v;
+        }
+        if (y) memcpy(y + at[j] * n, hb, (size_t)n);
+      }
+    }
+  }
+}
+
+#endif
