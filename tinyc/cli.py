@@ -62,9 +62,20 @@ def inspect(model: str, as_json: bool) -> None:
     help="Where output_0.npy ... are written.",
 )
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Feed the sequence one time step at a time (recurrent state carried between steps) "
+    "and check that this equals the whole-sequence result.",
+)
 @click.option("--json", "as_json", is_flag=True, help="List the outputs as JSON.")
 def infer(
-    model: str, inputs: tuple[str, ...], output_dir: Path, force: bool, as_json: bool
+    model: str,
+    inputs: tuple[str, ...],
+    output_dir: Path,
+    force: bool,
+    stream: bool,
+    as_json: bool,
 ) -> None:
     """Run MODEL on the reference interpreter and write its outputs."""
     from tinyc.frontend import load_model
@@ -73,7 +84,24 @@ def infer(
     from tinyc.modelio import load_inputs, to_external
 
     g = load_model(model)
-    results = run(g, load_inputs(g, list(inputs)))
+    xs = load_inputs(g, list(inputs))
+    results = run(g, xs)
+    streamed = None
+    if stream:
+        from tinyc.passes.streaming import run_streaming, to_streaming
+
+        plan = to_streaming(g)
+        step_results = run_streaming(plan, xs)
+        diff = max(
+            float(np.max(np.abs(step_results[n].astype(np.float64) - results[n])))
+            for n in g.outputs
+        )
+        if g.is_quantized and diff != 0:
+            raise TinycError(
+                f"--stream: the streamed result differs from the whole sequence by {diff}"
+            )
+        streamed = {"steps": plan.steps, "plan": plan.describe(), "max_abs_diff": diff}
+        results = step_results
     listing = []
     with atomic_dir(output_dir, force) as tmp:
         for i, name in enumerate(g.outputs):
@@ -88,10 +116,20 @@ def infer(
                 }
             )
     if as_json:
-        _emit_json({"outputs": listing})
+        _emit_json({"outputs": listing, **({"stream": streamed} if streamed else {})})
     else:
         for o in listing:
             click.echo(f"{o['file']}: {o['name']} {o['dtype']}[{','.join(map(str, o['shape']))}]")
+        if streamed:
+            same = (
+                "bit-exact"
+                if streamed["max_abs_diff"] == 0
+                else (f"max |difference| {streamed['max_abs_diff']:.3g}")
+            )
+            click.echo(
+                f"streamed {streamed['steps']} steps ({streamed['plan']}): {same} against the "
+                "whole-sequence result"
+            )
 
 
 def _compile_options(f):
@@ -136,6 +174,12 @@ def _compile_options(f):
             help="Range observer for activations.",
         ),
         click.option(
+            "--stream",
+            is_flag=True,
+            help="Recurrent models: firmware that runs one time step per invocation, the "
+            "state kept between invocations (tinyc_reset_state() starts a new sequence).",
+        ),
+        click.option(
             "--io-dtype",
             type=click.Choice(["int8", "float32"]),
             default="int8",
@@ -165,6 +209,7 @@ def _options(board: str, **kw) -> CompileOptions:
         force=kw.get("force", False),
         calibration=cal,
         test_input=list(kw.get("test_input") or []) or None,
+        stream=kw.get("stream", False),
     )
 
 

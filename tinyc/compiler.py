@@ -50,6 +50,7 @@ class CompileOptions:
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
     test_input: list[str] | None = None  # .npy files for the firmware's embedded test input
     stack_bytes: int = 8192
+    stream: bool = False  # one time step per invocation (tinyc.passes.streaming)
 
 
 @dataclass
@@ -159,11 +160,28 @@ def compile_model(
     g = model if isinstance(model, Graph) else load_model(model)
     verify(g)
     g, qreport = quantize_if_float(g, opts.calibration, log)
+    if opts.stream:
+        g = streaming_graph(g)
     if opts.backend == "tflm":
         from tinyc.backends.tflm.project import compile_tflm_project
 
         return compile_tflm_project(g, board, out_dir, opts, qreport)
     return _compile_cmsis(g, board, opts, Path(out_dir), qreport)
+
+
+def streaming_graph(g: Graph) -> Graph:
+    """The step graph of ``g`` for firmware that runs one time step per invocation; the
+    project remembers the sequence it came from (``streaming`` in tinyc.json)."""
+    from tinyc.passes.streaming import to_streaming
+
+    plan = to_streaming(g)
+    if plan.tail is not None:
+        raise TinycError(
+            f"--stream: node {plan.tail_node!r} mixes time steps ({plan.describe()}); firmware "
+            "that runs one step per invocation needs every layer to work per step (tinyc infer "
+            "--stream runs the rest once per sequence)"
+        )
+    return plan.step
 
 
 def _compile_cmsis(
@@ -217,6 +235,8 @@ def _compile_cmsis(
         }
         if opts.kernels == "cmsis-nn":
             manifest["cmsis_nn"] = cmsisnn_project.manifest_entry()
+        if g.stream:
+            manifest["streaming"] = dict(g.stream)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         all_files = sorted({*files, *written, *saved, MANIFEST})
     return CompileReport(
@@ -232,8 +252,18 @@ def _compile_cmsis(
         nodes=len(g.nodes),
         memory_plan=gen.plan.to_json(),
         quantization=qreport,
-        notes=notes,
+        notes=notes + _stream_note(g),
     )
+
+
+def _stream_note(g: Graph) -> list[str]:
+    if not g.stream:
+        return []
+    return [
+        f"streaming: one time step per tinyc_invoke() ({g.stream['steps']} per sequence in the "
+        "source model); the recurrent state stays in RAM between invocations, "
+        "tinyc_reset_state() starts a new sequence"
+    ]
 
 
 def manifest_base(g: Graph, board: Board, backend: str, kernels: str) -> dict[str, Any]:

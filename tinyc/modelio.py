@@ -58,16 +58,30 @@ def as_input_dtype(g: Graph, name: str, x: np.ndarray, what: str) -> np.ndarray:
     raise TinycError(f"{what}: input {name!r} takes {t.dtype} values, the file holds {x.dtype}")
 
 
+def sequence_shape(g: Graph, name: str) -> tuple[int, ...] | None:
+    """A streaming step graph's input as a whole sequence (external layout), else None."""
+    axis = g.stream.get("time_axis", {}).get(name) if g.stream else None
+    if axis is None:
+        return None
+    shape = list(g.tensors[name].shape)
+    shape[axis] = g.stream["steps"]
+    perm = g.external_perm.get(name)
+    return tuple(shape) if perm is None else tuple(shape[p] for p in perm)
+
+
 def load_inputs(g: Graph, paths: list[str | Path]) -> list[np.ndarray]:
     """Read one .npy per graph input (in the model's own layout) into internal layout.
 
-    Float data for a quantized input is quantized with that input's parameters."""
+    Float data for a quantized input is quantized with that input's parameters. A
+    streaming step graph (Graph.stream) also takes whole sequences."""
     if len(paths) != len(g.inputs):
         raise TinycError(f"the model takes {len(g.inputs)} input(s); {len(paths)} given")
     arrays = []
     for name, p in zip(g.inputs, paths, strict=True):
         x = read_npy(p)
         want = external_shape(g, name)
+        if x.shape == sequence_shape(g, name):
+            want = x.shape
         if x.shape != want:
             if x.size != int(np.prod(want)):
                 raise TinycError(

@@ -101,6 +101,7 @@ def save_project_graph(g: Graph, directory: str | Path) -> list[Path]:
         "inputs": list(g.inputs),
         "outputs": list(g.outputs),
         "external_perm": {k: list(v) for k, v in g.external_perm.items()},
+        "stream": _encode(g.stream, "the graph's stream"),
         "tensors": tensors,
         "nodes": [
             {
@@ -169,6 +170,7 @@ def load_project_graph(directory: str | Path) -> Graph:
             g.nodes.append(Node(n["op"], n["name"], list(n["inputs"]), list(n["outputs"]), attrs))
         g.inputs, g.outputs = list(m["inputs"]), list(m["outputs"])
         g.external_perm = {k: tuple(v) for k, v in m["external_perm"].items()}
+        g.stream = _decode(m.get("stream") or {"dict": {}})
     except (KeyError, TypeError, ValueError) as e:
         raise TinycError(
             f"{json_path}: malformed graph manifest ({type(e).__name__}: {e})"

@@ -16,7 +16,15 @@ from tinyc.emulate import build_firmware, elf_sizes, run_emulated
 from tinyc.errors import TinycError
 from tinyc.interpreter import run as run_reference
 from tinyc.ir.graph import Graph
-from tinyc.modelio import case_dirs, case_inputs, load_inputs, random_inputs, to_external
+from tinyc.modelio import (
+    case_dirs,
+    case_inputs,
+    external_shape,
+    load_inputs,
+    random_inputs,
+    to_external,
+    to_internal,
+)
 from tinyc.project import load_project_graph
 
 
@@ -52,15 +60,28 @@ class EmulatedProject:
         return load_board(self.manifest["board"])
 
     def run_case(self, name: str, inputs: list[np.ndarray]) -> CaseResult:
-        """``inputs`` in internal layout; outputs come back in the model file's layout."""
+        """``inputs`` in internal layout (for a streaming project: one step or a whole
+        sequence, run step by step in one firmware run); outputs come back in the model
+        file's layout."""
+        from tinyc.interpreter import State
+        from tinyc.passes.streaming import split_steps, stack_steps
+
         g = self.graph
-        ext_in = [to_external(g, n, x) for n, x in zip(g.inputs, inputs, strict=True)]
-        res = run_emulated(self.elf, self.board, ext_in)
-        ref = run_reference(g, inputs)
+        steps = split_steps(g, inputs)
+        ext = [[to_external(g, n, x) for n, x in zip(g.inputs, xs, strict=True)] for xs in steps]
+        res = run_emulated(self.elf, self.board, ext[0], more_steps=ext[1:])
+        state = State(g)
+        per_step = [run_reference(g, xs, state=state) for xs in steps]
+        ref = {n: stack_steps(g, n, [r[n] for r in per_step]) for n in g.outputs}
         outs, mismatches = [], 0
         for name_out, raw in zip(g.outputs, res.outputs, strict=True):
             want = to_external(g, name_out, ref[name_out])
             got = np.frombuffer(raw, dtype=want.dtype)
+            if len(steps) > 1:  # the firmware wrote each step's output after the last one
+                step_shape = external_shape(g, name_out)
+                got = got.reshape(len(steps), *step_shape)
+                got = stack_steps(g, name_out, [to_internal(g, name_out, s) for s in got])
+                got = to_external(g, name_out, got).reshape(-1)
             if got.size != want.size:
                 raise TinycError(
                     f"the firmware wrote {got.size} values for output {name_out!r}, "

@@ -1,7 +1,8 @@
 """Run emulated-twin firmware in QEMU (and host builds) on input files; count instructions.
 
 The firmware (``app/main_files.c``) reads ``input_<i>.bin`` and writes ``output_<i>.bin`` and
-``stats.txt`` in its working directory through semihosting; each run gets a fresh temporary
+``stats.txt`` in its working directory through semihosting (and ``input_<i>.<k>.bin`` ->
+``output_<i>.<k>.bin`` for the further steps of a stream); each run gets a fresh temporary
 directory. The instruction count comes from tinyc's TCG plugin, between the entries of
 ``tinyc_bench_begin`` and ``tinyc_bench_end`` (one inference plus a constant few instructions of
 marker code), and is exact and repeatable.
@@ -40,13 +41,22 @@ class RunResult:
     console: str = ""  # what the firmware printed (semihosting stderr)
 
 
-def _inputs_to_files(workdir: Path, inputs: Sequence[bytes | np.ndarray]) -> None:
-    for i, x in enumerate(inputs):
-        data = np.ascontiguousarray(x).tobytes() if isinstance(x, np.ndarray) else bytes(x)
-        (workdir / f"input_{i}.bin").write_bytes(data)
+Case = Sequence[bytes | np.ndarray]
+
+
+def _step_file(prefix: str, i: int, step: int) -> str:
+    return f"{prefix}_{i}.bin" if step == 0 else f"{prefix}_{i}.{step}.bin"
+
+
+def _inputs_to_files(workdir: Path, inputs: Case, more_steps: Sequence[Case] = ()) -> None:
+    for step, case in enumerate([inputs, *more_steps]):
+        for i, x in enumerate(case):
+            data = np.ascontiguousarray(x).tobytes() if isinstance(x, np.ndarray) else bytes(x)
+            (workdir / _step_file("input", i, step)).write_bytes(data)
 
 
 def _collect(workdir: Path, what: str, console: str) -> tuple[list[bytes], dict[str, int]]:
+    """Each output's bytes (the steps of a stream one after the other) and the stats."""
     stats_file = workdir / "stats.txt"
     if not stats_file.is_file():
         raise TinycError(f"{what} wrote no stats.txt: {console.strip() or 'no message'}")
@@ -54,7 +64,11 @@ def _collect(workdir: Path, what: str, console: str) -> tuple[list[bytes], dict[
     for line in stats_file.read_text().splitlines():
         k, _, v = line.partition("=")
         stats[k] = int(v)
-    outputs = [(workdir / f"output_{i}.bin").read_bytes() for i in range(stats["outputs"])]
+    steps = stats.get("steps", 1)
+    outputs = [
+        b"".join((workdir / _step_file("output", i, s)).read_bytes() for s in range(steps))
+        for i in range(stats["outputs"])
+    ]
     return outputs, stats
 
 
@@ -68,15 +82,19 @@ def _machine(board: Board | str) -> str:
 def run_emulated(
     elf: str | Path,
     board: Board | str,
-    inputs: Sequence[bytes | np.ndarray],
+    inputs: Case,
     *,
+    more_steps: Sequence[Case] = (),
     count_instructions: bool = True,
     timeout: float = 300.0,
 ) -> RunResult:
     """Run an ``emu`` firmware ELF on QEMU's twin of ``board`` with one input case.
 
     ``inputs``: one per model input, the tensor's exact bytes (numpy arrays are taken as their
-    raw C-order bytes). Raises TinycError if the firmware faults, fails, or times out.
+    raw C-order bytes). ``more_steps``: further cases the same run invokes the model on, in
+    order (a streaming model's later time steps; the state carries over); the outputs then
+    hold every step's bytes one after the other, and ``instructions`` is the mean per step.
+    Raises TinycError if the firmware faults, fails, or times out.
     """
     elf = Path(elf).resolve()
     machine = _machine(board)
@@ -88,7 +106,7 @@ def run_emulated(
         cmd += ["-plugin", f"{plugin},begin={begin:#x},end={end:#x}", "-d", "plugin"]
     with tempfile.TemporaryDirectory(prefix="tinyc-qemu-") as d:
         work = Path(d)
-        _inputs_to_files(work, inputs)
+        _inputs_to_files(work, inputs, more_steps)
         if count_instructions:
             cmd += ["-D", str(work / "plugin.log")]
         try:
@@ -116,9 +134,10 @@ def run_emulated(
         if count_instructions:
             log = (work / "plugin.log").read_text() if (work / "plugin.log").exists() else ""
             m = _COUNT.search(log)
-            if not m or int(m.group(1)) != 1:
+            steps = 1 + len(more_steps)
+            if not m or int(m.group(1)) != steps:
                 raise TinycError(f"{what}: the instruction counter saw no complete inference")
-            instructions, total = int(m.group(2)), int(m.group(3))
+            instructions, total = round(int(m.group(2)) / steps), int(m.group(3))
     return RunResult(
         outputs=outputs,
         instructions=instructions,
@@ -132,13 +151,13 @@ def run_emulated(
 
 
 def run_host(
-    exe: str | Path, inputs: Sequence[bytes | np.ndarray], *, timeout: float = 300.0
+    exe: str | Path, inputs: Case, *, more_steps: Sequence[Case] = (), timeout: float = 300.0
 ) -> RunResult:
     """Run a ``host`` build on one input case (same file protocol, no instruction count)."""
     exe = Path(exe).resolve()
     with tempfile.TemporaryDirectory(prefix="tinyc-host-") as d:
         work = Path(d)
-        _inputs_to_files(work, inputs)
+        _inputs_to_files(work, inputs, more_steps)
         try:
             r = subprocess.run(
                 [str(exe)], cwd=work, capture_output=True, text=True, timeout=timeout,

@@ -39,6 +39,9 @@ class Graph:
     outputs: list[str] = field(default_factory=list)
     external_perm: dict[str, tuple[int, ...]] = field(default_factory=dict)
     source_format: str = ""
+    #: a streaming step graph's sequence (tinyc.passes.streaming): {"steps": T, "time_axis":
+    #: {input/output name: axis in the internal layout}}; empty for any other graph
+    stream: dict[str, Any] = field(default_factory=dict)
 
     # -- construction -----------------------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:
