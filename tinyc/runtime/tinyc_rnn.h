@@ -126,6 +126,54 @@ TINYC_INLINE int32_t tinyc_tanh16(int32_t x, int32_t mult, int32_t shift,
   return r >> 8;
 }
 
+#if TINYC_MVE
+/* Helium versions of the element-wise pieces, four int32 lanes at a time, bit-exact with
+ * the scalar ones above: the table interpolations through gather loads, the rescaling with
+ * VQRDMULH (TFLite's doubling high multiply) and a rounding shift (half away from zero). */
+TINYC_INLINE int32x4_t tinyc_rq_v(int32x4_t x, int32_t mult, int32_t shift) {
+  int32x4_t v = vqrdmulhq_n_s32(x, mult);
+  return vrshlq_n_s32(vaddq_s32(v, vshrq_n_s32(v, 31)), shift); /* shift < 0 */
+}
+
+TINYC_INLINE int32x4_t tinyc_sat16_v(int32x4_t v) {
+  return vminq_s32(vmaxq_s32(v, vdupq_n_s32(-32768)), vdupq_n_s32(32767));
+}
+
+/* The table interpolation: bits = 9 (sigmoid) or 8 (tanh) fraction bits. */
+TINYC_INLINE int32x4_t tinyc_lut_v(int32x4_t a, int32_t bits, const uint16_t *table) {
+  const uint32x4_t ua0 = vreinterpretq_u32_s32(a);
+  const uint32x4_t uh = vshlq_u32(ua0, vdupq_n_s32(-bits));
+  const uint32x4_t idx = vminq_u32(uh, vdupq_n_u32(254));
+  const int32x4_t lo = vreinterpretq_s32_u32(vldrhq_gather_shifted_offset_u32(table, idx));
+  const int32x4_t hi = vreinterpretq_s32_u32(vldrhq_gather_shifted_offset_u32(table + 1, idx));
+  const int32x4_t frac = vandq_s32(a, vdupq_n_s32((1 << bits) - 1));
+  const int32x4_t r = vaddq_s32(vshlq_s32(lo, vdupq_n_s32(bits)), vmulq_s32(frac, vsubq_s32(hi, lo)));
+  const mve_pred16_t big = vcmpcsq_n_u32(uh, 255u);
+  return vpselq_s32(vdupq_n_s32(bits == 9 ? 0x7FFF << 10 : 0xFFFF << 8), r, big);
+}
+
+TINYC_INLINE int32x4_t tinyc_sigmoid16_v(int32x4_t x, const uint16_t *table) {
+  const int32x4_t v = vmulq_n_s32(x, 3);
+  const int32x4_t r = tinyc_lut_v(vabsq_s32(v), 9, table);
+  const mve_pred16_t pos = vcmpgeq_n_s32(v, 0);
+  const int32x4_t neg = vsubq_s32(vdupq_n_s32((1 << 25) + (1 << 9) - 1), r);
+  return vshrq_n_s32(vpselq_s32(vaddq_n_s32(r, 1 << 9), neg, pos), 10);
+}
+
+TINYC_INLINE int32x4_t tinyc_tanh16_v(int32x4_t x, int32_t mult, int32_t shift,
+                                      const uint16_t *table) {
+  int32x4_t v = vmulq_n_s32(x, mult);
+  if (shift > 0) v = vshlq_s32(vaddq_n_s32(v, 1 << (shift - 1)), vdupq_n_s32(-shift));
+  {
+    const int32x4_t r = tinyc_lut_v(vabsq_s32(v), 8, table);
+    const mve_pred16_t pos = vcmpgeq_n_s32(v, 0);
+    const int32x4_t p = vaddq_n_s32(r, -(1 << 23) + (1 << 7));
+    const int32x4_t n = vsubq_s32(vdupq_n_s32((1 << 23) + (1 << 7) - 1), r);
+    return vshrq_n_s32(vpselq_s32(p, n, pos), 8);
+  }
+}
+#endif
+
 /* TFLite's MultiplyByQuantizedMultiplier, with the right-shift case (every gate and cell
  * product of a real model) in six instructions. */
 TINYC_INLINE int32_t tinyc_rnn_rq(int32_t x, int32_t mult, int32_t shift) {
@@ -255,6 +303,14 @@ TINYC_INLINE void tinyc_rnn_gates(int32_t wl, const tinyc_gate_mat_t *m, const v
       int32_t acc[4];
       int16_t *o = out + 4 * quad - first;
       tinyc_rnn_mv4(wl, row, flip_sum, m->k, m->w, quad, m->bias + 4 * quad, acc);
+#if TINYC_MVE
+      if (gs < 0) {
+        int32x4_t v = tinyc_sat16_v(tinyc_rq_v(vldrwq_s32(acc), gm, gs));
+        if (add) v = tinyc_sat16_v(vaddq_s32(v, vldrhq_s32(o)));
+        vstrhq_s32(o, v);
+        continue;
+      }
+#endif
       for (j = 0; j < 4; ++j) {
         int32_t v = tinyc_rnn_rq(acc[j], gm, gs);
         v = TINYC_SAT16(v);
@@ -359,6 +415,36 @@ TINYC_INLINE int32_t tinyc_rnn_block_rows(int32_t time_major, int32_t batch, int
   return nb;
 }
 
+#if TINYC_MVE
+/* The LSTM cell update of every unit, four at a time (right shifts only). */
+TINYC_INLINE void tinyc_lstm_cell_v(const tinyc_lstm_t *p, const int16_t *gt, int32_t n4,
+                                    int16_t *cb, int8_t *hb) {
+  const int32_t n = p->hidden;
+  const int32_t clip = p->cell_clip ? p->cell_clip : 32767;
+  int32_t u;
+  for (u = 0; u < n; u += 4) {
+    const mve_pred16_t in = vctp32q((uint32_t)(n - u));
+    const int32x4_t gi = tinyc_sigmoid16_v(vldrhq_s32(gt + u), p->table);
+    const int32x4_t gf = tinyc_sigmoid16_v(vldrhq_s32(gt + n4 + u), p->table);
+    const int32x4_t gx = vldrhq_s32(gt + 2 * n4 + u);
+    const int32x4_t gc = p->cell_gate_sigmoid ? tinyc_sigmoid16_v(gx, p->table)
+                                              : tinyc_tanh16_v(gx, 3, 0, p->table);
+    const int32x4_t c0 = vldrhq_z_s32(cb + u, in);
+    const int32x4_t kept = tinyc_sat16_v(tinyc_rq_v(vmulq_s32(gf, c0), p->forget_mult, p->forget_shift));
+    const int32x4_t added = tinyc_sat16_v(tinyc_rq_v(vmulq_s32(gi, gc), p->input_mult, p->input_shift));
+    int32x4_t cell = tinyc_sat16_v(vaddq_s32(kept, added));
+    int32x4_t go, out;
+    cell = vminq_s32(vmaxq_s32(cell, vdupq_n_s32(-clip)), vdupq_n_s32(clip));
+    vstrhq_p_s32(cb + u, cell, in);
+    go = tinyc_sigmoid16_v(vldrhq_s32(gt + 3 * n4 + u), p->table);
+    out = vmulq_s32(tinyc_tanh16_v(cell, p->tanh_mult, p->tanh_shift, p->table), go);
+    out = vaddq_n_s32(tinyc_rq_v(out, p->output_mult, p->output_shift), p->h_zp);
+    out = vminq_s32(vmaxq_s32(out, vdupq_n_s32(-128)), vdupq_n_s32(127));
+    vstrbq_p_s32(hb + u, out, in);
+  }
+}
+#endif
+
 TINYC_INLINE void tinyc_lstm_s8(const tinyc_lstm_t *p, const int8_t *x, int8_t *y, int8_t *h, int16_t *c,
                    void *scratch) {
   const int32_t n = p->hidden, n4 = (n + 3) & ~3, rows = 4 * n4;
@@ -382,6 +468,13 @@ TINYC_INLINE void tinyc_lstm_s8(const tinyc_lstm_t *p, const int8_t *x, int8_t *
         uint32_t fh;
         const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
         tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, rows, gt, 1);
+#if TINYC_MVE
+        if (p->forget_shift < 0 && p->input_shift < 0 && p->output_shift < 0) {
+          tinyc_lstm_cell_v(p, gt, n4, cb, hb);
+          if (y) memcpy(y + at[j] * n, hb, (size_t)n);
+          continue;
+        }
+#endif
         for (u = 0; u < n; ++u) {
           const int32_t gi = tinyc_sigmoid16(gt[u], p->table);
           const int32_t gf = tinyc_sigmoid16(gt[n4 + u], p->table);
@@ -434,7 +527,19 @@ TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y,
         tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 0, 2 * n4, gt, 1); /* z, r */
         if (p->linear_before_reset) {
           tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 2 * n4, n4, hh, 0);
-          for (u = 0; u < n; ++u) {
+          u = 0;
+#if TINYC_MVE
+          if (p->reset_shift < 0) {
+            for (; u < n; u += 4) {
+              const int32x4_t r = tinyc_sigmoid16_v(vldrhq_s32(gt + n4 + u), p->table);
+              int32x4_t v = tinyc_sat16_v(tinyc_rq_v(vmulq_s32(r, vldrhq_s32(hh + u)),
+                                                     p->reset_mult, p->reset_shift));
+              v = tinyc_sat16_v(vaddq_s32(v, vldrhq_s32(gt + 2 * n4 + u)));
+              vstrhq_s32(gt + 2 * n4 + u, v);
+            }
+          }
+#endif
+          for (; u < n; ++u) {
             const int32_t r = tinyc_sigmoid16(gt[n4 + u], p->table);
             int32_t v = tinyc_rnn_rq(r * hh[u], p->reset_mult, p->reset_shift);
             v = TINYC_SAT16(v) + gt[2 * n4 + u];
@@ -444,7 +549,20 @@ TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y,
           uint32_t fr;
           const void *rowr;
           const int32_t lo = -128 - p->h_zp, hi = 127 - p->h_zp;
-          for (u = 0; u < n; ++u) {
+          u = 0;
+#if TINYC_MVE
+          if (p->reset_shift < 0) {
+            for (; u < n; u += 4) {
+              const mve_pred16_t in = vctp32q((uint32_t)(n - u));
+              const int32x4_t r = tinyc_sigmoid16_v(vldrhq_s32(gt + n4 + u), p->table);
+              const int32x4_t hc = vsubq_n_s32(vldrbq_z_s32(hb + u, in), p->h_zp);
+              int32x4_t v = tinyc_rq_v(vmulq_s32(r, hc), p->reset_mult, p->reset_shift);
+              v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+              vstrbq_s32(rh + u, vaddq_n_s32(v, p->h_zp));
+            }
+          }
+#endif
+          for (; u < n; ++u) {
             const int32_t r = tinyc_sigmoid16(gt[n4 + u], p->table);
             int32_t v = tinyc_rnn_rq(r * (hb[u] - p->h_zp), p->reset_mult, p->reset_shift);
             v = v < lo ? lo : (v > hi ? hi : v);
@@ -453,7 +571,24 @@ TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y,
           rowr = tinyc_rnn_row(rh, n, p->wl, hbuf, &fr);
           tinyc_rnn_gates(p->wl, &p->h, rowr, fr, 2 * n4, n4, gt + 2 * n4, 1);
         }
-        for (u = 0; u < n; ++u) {
+        u = 0;
+#if TINYC_MVE
+        if (p->keep_shift < 0 && p->update_shift < 0) {
+          for (; u < n; u += 4) {
+            const mve_pred16_t in = vctp32q((uint32_t)(n - u));
+            const int32x4_t z = tinyc_sigmoid16_v(vldrhq_s32(gt + u), p->table);
+            const int32x4_t cand = tinyc_tanh16_v(vldrhq_s32(gt + 2 * n4 + u), 3, 0, p->table);
+            const int32x4_t hc = vsubq_n_s32(vldrbq_z_s32(hb + u, in), p->h_zp);
+            const int32x4_t keep = tinyc_rq_v(vmulq_s32(vsubq_s32(vdupq_n_s32(32768), z), cand),
+                                              p->keep_mult, p->keep_shift);
+            const int32x4_t upd = tinyc_rq_v(vmulq_s32(z, hc), p->update_mult, p->update_shift);
+            int32x4_t v = vaddq_n_s32(vaddq_s32(keep, upd), p->h_zp);
+            v = vminq_s32(vmaxq_s32(v, vdupq_n_s32(-128)), vdupq_n_s32(127));
+            vstrbq_p_s32(hb + u, v, in);
+          }
+        }
+#endif
+        for (; u < n; ++u) {
           const int32_t z = tinyc_sigmoid16(gt[u], p->table);
           const int32_t cand = tinyc_tanh16(gt[2 * n4 + u], 3, 0, p->table);
           const int32_t keep = tinyc_rnn_rq((32768 - z) * cand, p->keep_mult, p->keep_shift);
@@ -490,7 +625,27 @@ TINYC_INLINE void tinyc_rnn_s8(const tinyc_rnn_t *p, const int8_t *x, int8_t *y,
         uint32_t fh;
         const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
         tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, n4, pt, 1);
-        for (u = 0; u < n; ++u) {
+        u = 0;
+#if TINYC_MVE
+        if (relu || p->out_shift < 0) {
+          for (; u < n; u += 4) {
+            const mve_pred16_t in = vctp32q((uint32_t)(n - u));
+            const int32x4_t pre = vldrhq_s32(pt + u);
+            int32x4_t v;
+            if (relu) {
+              v = vmaxq_s32(vaddq_n_s32(pre, p->h_zp), vdupq_n_s32(p->h_zp));
+            } else {
+              const int32x4_t a = p->activation == 0 ? tinyc_tanh16_v(pre, 3, 0, p->table)
+                                                     : tinyc_sigmoid16_v(pre, p->table);
+              v = vaddq_n_s32(tinyc_rq_v(a, p->out_mult, p->out_shift), p->h_zp);
+              v = vmaxq_s32(v, vdupq_n_s32(-128));
+            }
+            v = vminq_s32(v, vdupq_n_s32(127));
+            vstrbq_p_s32(hb + u, v, in);
+          }
+        }
+#endif
+        for (; u < n; ++u) {
           int32_t v;
           if (relu) {
             v = pt[u] + p->h_zp;
