@@ -81,9 +81,11 @@ def infer(
     from tinyc.frontend import load_model
     from tinyc.fsutil import atomic_dir
     from tinyc.interpreter import run
+    from tinyc.ir.verify import require_supported
     from tinyc.modelio import load_inputs, to_external
 
     g = load_model(model)
+    require_supported(g, g.name)
     xs = load_inputs(g, list(inputs))
     results = run(g, xs)
     streamed = None
@@ -401,8 +403,20 @@ def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | N
     """Per-layer and total SRAM, flash, MACs, instructions and latency of MODEL on BOARD,
     from tinyc's calibrated cost model (nothing is built or run)."""
     from tinyc.estimate import estimate_model
+    from tinyc.frontend import load_model
+    from tinyc.ir.verify import unsupported_nodes
 
-    est = estimate_model(model, board, backend)
+    g = load_model(model)
+    if unsupported_nodes(g):  # still show the model: what is known without the kernels
+        from tinyc.inspect_model import format_partial_estimate, partial_estimate
+
+        partial = partial_estimate(g, board)
+        if as_json:
+            _emit_json(partial)
+        else:
+            click.echo(format_partial_estimate(partial))
+        return
+    est = estimate_model(g, board, backend)
     if plot is not None:
         from tinyc.estimate.plot import plot_estimate
 

@@ -22,7 +22,7 @@ from tinyc.fsutil import atomic_dir
 from tinyc.interpreter import run as run_reference
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import get_op
-from tinyc.ir.verify import verify
+from tinyc.ir.verify import require_supported, verify
 from tinyc.modelio import random_inputs, to_external
 
 MANIFEST = "tinyc.json"
@@ -158,6 +158,7 @@ def compile_model(
         raise TinycError(f"unknown kernels {opts.kernels!r}; choose from {', '.join(KERNELS)}")
     board = load_board(opts.board)
     g = model if isinstance(model, Graph) else load_model(model)
+    require_supported(g, g.name)
     verify(g)
     g, qreport = quantize_if_float(g, opts.calibration, log)
     if opts.stream:

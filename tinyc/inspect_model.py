@@ -31,12 +31,15 @@ def inspect_graph(g: Graph) -> dict[str, Any]:
     nodes = []
     for i, n in enumerate(g.nodes):
         op = get_op(n.op)
-        out = g.out(n)
+        out = g.tensors[next((o for o in n.outputs if o), n.outputs[0])]
+        unsupported = n.op == "UNSUPPORTED"
         nodes.append(
             {
                 "index": i,
                 "name": n.name,
-                "op": n.op,
+                "op": str(n.attrs.get("op")) if unsupported else n.op,
+                "supported": not unsupported,
+                **({"reason": n.attrs.get("reason", "")} if unsupported else {}),
                 "inputs": [
                     list(g.tensors[x].shape) for x in n.inputs if x and not g.tensors[x].is_const
                 ],
@@ -54,6 +57,7 @@ def inspect_graph(g: Graph) -> dict[str, Any]:
         "nodes": nodes,
         "totals": {
             "nodes": len(nodes),
+            "unsupported": sum(not n["supported"] for n in nodes),
             "params": sum(n["params"] for n in nodes),
             "macs": sum(n["macs"] for n in nodes),
             "weight_bytes": sum(t.nbytes for t in g.constants()),
@@ -69,7 +73,7 @@ def format_inspection(info: dict[str, Any]) -> str:
         [
             n["index"],
             n["name"][:48],
-            n["op"],
+            n["op"] if n["supported"] else f"{n['op']} (!)",
             shapes(n["inputs"]),
             shapes([n["output"]]),
             n["dtype"],
@@ -94,4 +98,76 @@ def format_inspection(info: dict[str, Any]) -> str:
         f"total: {tot['nodes']} nodes, {fmt_int(tot['params'])} params "
         f"({fmt_int(tot['weight_bytes'])} bytes of constants), {fmt_int(tot['macs'])} MACs"
     )
+    bad = [n for n in info["nodes"] if not n["supported"]]
+    if bad:
+        foot += (
+            f"\n(!) {len(bad)} node(s) tinyc cannot compile: "
+            + "; ".join(f"{n['name']} ({n['op']}): {n['reason']}" for n in bad[:5])
+            + ("; ..." if len(bad) > 5 else "")
+        )
     return "\n".join([*head, "", table, "", foot])
+
+
+def partial_estimate(g: Graph, board: str) -> dict[str, Any]:
+    """What ``tinyc estimate`` can still say about a model some of whose nodes tinyc cannot
+    compile: per node, its parameters, MACs and tensor bytes as int8 (flash for constants,
+    RAM for the run-time tensors it reads and writes), the unsupported ones marked; no
+    instruction or latency figure (nothing can be costed without the kernel)."""
+    from tinyc.boards import load_board
+
+    b = load_board(board)
+    info = inspect_graph(g)
+    rows = []
+    for n, node in zip(info["nodes"], g.nodes, strict=True):
+        consts = [g.tensors[i] for i in node.inputs if i and g.tensors[i].is_const]
+        acts = [g.tensors[i] for i in [*node.inputs, *node.outputs] if i]
+        live = sum(t.size for t in acts if not t.is_const)
+        rows.append({**n, "flash_bytes": sum(t.size for t in consts), "ram_bytes": live})
+    return {
+        "model": g.name,
+        "board": b.name,
+        "partial": True,
+        "unsupported": info["totals"]["unsupported"],
+        "nodes": rows,
+        "totals": {
+            "params": info["totals"]["params"],
+            "macs": info["totals"]["macs"],
+            "flash_bytes_at_least": sum(r["flash_bytes"] for r in rows),
+            "ram_bytes_at_least": max((r["ram_bytes"] for r in rows), default=0),
+        },
+    }
+
+
+def format_partial_estimate(est: dict[str, Any]) -> str:
+    rows = [
+        [
+            n["index"],
+            n["name"][:48],
+            n["op"] if n["supported"] else f"{n['op']} (!)",
+            "x".join(map(str, n["output"])),
+            fmt_int(n["params"]),
+            fmt_int(n["macs"]),
+            fmt_int(n["flash_bytes"]),
+            fmt_int(n["ram_bytes"]),
+        ]
+        for n in est["nodes"]
+    ]
+    tot = est["totals"]
+    bad = [n for n in est["nodes"] if not n["supported"]]
+    lines = [
+        f"{est['model']} on {est['board']}: PARTIAL estimate -- tinyc cannot compile "
+        f"{len(bad)} of {len(rows)} nodes (marked (!)), so there are no instruction or latency "
+        "figures; sizes assume int8 tensors",
+        "",
+        render(
+            ["#", "node", "op", "output", "params", "MACs", "flash B", "tensors B"],
+            rows,
+            right={0, 4, 5, 6, 7},
+        ),
+        "",
+        f"total: {fmt_int(tot['params'])} params, {fmt_int(tot['macs'])} MACs; flash at least "
+        f"{fmt_int(tot['flash_bytes_at_least'])} B of weights, RAM at least "
+        f"{fmt_int(tot['ram_bytes_at_least'])} B (the largest layer's inputs and outputs)",
+        *(f"(!) {n['name']} ({n['op']}): {n['reason']}" for n in bad[:8]),
+    ]
+    return "\n".join(lines)

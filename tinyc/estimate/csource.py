@@ -19,11 +19,13 @@ _ARRAY = re.compile(r"^static const (\w+) (\w+)\[(\d+)\] __attribute__\(\(aligne
 _STRUCT = re.compile(r"^static const (\w+) (\w+) = \{")
 _DESCRIPTORS = re.compile(r"^const tinyc_tensor_t (tinyc_inputs|tinyc_outputs)\[")
 _NAME = re.compile(r'^\s*\{"((?:[^"\\]|\\.)*)", tinyc_arena')
+_STATE = re.compile(r"^static uint8_t tinyc_state\[\w+\][^;=]*(=?)")
 
 #: sizes of the C scalar types model.c declares arrays of
 SCALAR_BYTES = {
     "int8_t": 1,
     "uint8_t": 1,
+    "uint16_t": 2,
     "int16_t": 2,
     "int32_t": 4,
     "uint32_t": 4,
@@ -52,6 +54,9 @@ class ModelSource:
 
     helpers: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
     node_ops: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (op, name)
+    #: the persistent state region has an initial image (.data: in flash and in RAM), not
+    #: zeros (.bss)
+    state_initialised: bool = False
 
     def _calls(self, index: int) -> list[tuple[str, list[str]]]:
         """The calls of node ``index``, a helper function it calls replaced by the helper's
@@ -105,6 +110,7 @@ def read_model_c(text: str) -> ModelSource:
     helper: list[tuple[str, list[str]]] | None = None
     index = -1
     in_descriptors = False
+    state_init = False
     for line in text.splitlines():
         if helper is not None:
             if line == "}":
@@ -126,6 +132,8 @@ def read_model_c(text: str) -> ModelSource:
             current = calls.setdefault(index, Counter())
         elif m := _HELPER.match(line):
             helper = helpers.setdefault(m.group(1), [])
+        elif m := _STATE.match(line):
+            state_init = m.group(1) == "="
         elif m := _ARRAY.match(line):
             consts.append(ConstDecl(m.group(1), m.group(2), int(m.group(3)), int(m.group(4))))
         elif m := _STRUCT.match(line):
@@ -138,7 +146,7 @@ def read_model_c(text: str) -> ModelSource:
                 descriptors += 1
             if line.startswith("};"):
                 in_descriptors = False
-    return ModelSource(calls, consts, names, descriptors, args, helpers, node_ops)
+    return ModelSource(calls, consts, names, descriptors, args, helpers, node_ops, state_init)
 
 
 def _round(n: int, a: int) -> int:

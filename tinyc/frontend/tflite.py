@@ -12,6 +12,7 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops.window import same_padding
 from tinyc.ir.tensor import QuantParams, Tensor
+from tinyc.ir.verify import NO_TRANSLATION
 from tinyc.tflite_schema import ACTIVATIONS, TENSOR_TYPE_NAMES, TENSOR_TYPES, builtin_names, schema
 
 OptionReader = Callable[[Any, "_Ctx"], tuple[str, dict[str, Any], list[int]]]
@@ -329,7 +330,6 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
     codes = model.operatorCodes or []
     ops = []
     used_names: set[str] = set()
-    unsupported: list[str] = []
     for k, op in enumerate(sg.operators or []):
         if not 0 <= op.opcodeIndex < len(codes):
             raise TinycError(f"operator {k} has an invalid opcode index {op.opcodeIndex}")
@@ -346,17 +346,18 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
             cc = oc.customCode
             kind = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
         node_name = _node_name(names[op.outputs[0]], used_names)
-        if kind not in READERS:
-            unsupported.append(f"{kind} (node {node_name!r})")
         ops.append((kind, node_name, op))
-    if unsupported:
-        raise UnsupportedError(
-            f"{what}: {len(unsupported)} unsupported operator(s): " + ", ".join(unsupported)
-        )
     for kind, node_name, op in ops:
         ctx = _Ctx(op, g, names)
         try:
+            if kind not in READERS:
+                raise UnsupportedError(NO_TRANSLATION)
             ir_kind, attrs, keep = READERS[kind](ctx)
+        except UnsupportedError as e:
+            # kept in the graph: inspect and estimate show it, everything else refuses it
+            reason = str(e).split(": ", 1)[-1] if str(e).startswith("node ") else str(e)
+            ir_kind, attrs = "UNSUPPORTED", {"op": kind, "reason": reason}
+            keep = list(range(len(op.inputs)))
         except (AttributeError, IndexError, TypeError, ValueError) as e:
             raise TinycError(f"node {node_name!r} ({kind}) has malformed options: {e}") from None
         inputs = [

@@ -211,6 +211,12 @@ def count_leading_zeros32(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def count_leading_sign_bits(x: np.ndarray) -> np.ndarray:
+    """TFLite's CountLeadingSignBits of int32 values (31 for 0, as GCC's __builtin_clrsb)."""
+    x = np.asarray(x, np.int64)
+    return count_leading_zeros32(x ^ (x >> 63)) - 1
+
+
 def get_reciprocal(x: np.ndarray, x_integer_digits: int) -> tuple[np.ndarray, np.ndarray]:
     """TFLite's GetReciprocal: (Q0.31 reciprocal raw, num_bits_over_unit)."""
     x = np.asarray(x, dtype=np.int64)

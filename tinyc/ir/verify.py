@@ -6,12 +6,60 @@ from tinyc.errors import TinycError, UnsupportedError
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import REGISTRY
 
+SHOWN_NAMES = 3
+
+
+def unsupported_message(bad: dict[str, list[str]]) -> str:
+    """One line for all of them, grouped by operator with a count and the first few node
+    names: ``5 unsupported operator(s): Foo x4 (a, b, c, ...), Bar (d)``."""
+    parts = []
+    for label, names in bad.items():
+        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        count = f" x{len(names)}" if len(names) > 1 else ""
+        parts.append(f"{label}{count} ({shown})")
+    total = sum(len(n) for n in bad.values())
+    return f"{total} unsupported operator(s): " + ", ".join(parts)
+
+
+def unsupported_nodes(g: Graph) -> dict[str, list[str]]:
+    """Operator -> names of the nodes tinyc cannot run, in graph order."""
+    bad: dict[str, list[str]] = {}
+    for n in g.nodes:
+        if n.op == "UNSUPPORTED":
+            bad.setdefault(str(n.attrs.get("op")), []).append(n.name)
+        elif n.op not in REGISTRY:
+            bad.setdefault(n.op, []).append(n.name)
+    return bad
+
 
 def check_supported(g: Graph) -> None:
     """Raise one error naming every node whose op tinyc does not know."""
-    bad = [f"{n.op} (node {n.name!r})" for n in g.nodes if n.op not in REGISTRY]
+    bad: dict[str, list[str]] = {n.op: [] for n in g.nodes if n.op not in REGISTRY}
+    for n in g.nodes:
+        if n.op not in REGISTRY:
+            bad[n.op].append(n.name)
     if bad:
-        raise UnsupportedError(f"{len(bad)} unsupported operator(s): " + ", ".join(bad))
+        raise UnsupportedError(unsupported_message(bad))
+
+
+#: the reason the frontends give for an operator they have no translation for at all
+NO_TRANSLATION = "tinyc has no translation for it"
+
+
+def require_supported(g: Graph, what: str = "") -> None:
+    """Raise one error naming every node tinyc cannot run (UNSUPPORTED ones included),
+    grouped by operator, with the first few specific reasons; ``what`` names the model."""
+    bad = unsupported_nodes(g)
+    if not bad:
+        return
+    reasons = [
+        f"node {n.name!r} ({n.attrs.get('op')}): {n.attrs['reason']}"
+        for n in g.nodes
+        if n.op == "UNSUPPORTED" and n.attrs.get("reason") not in (None, "", NO_TRANSLATION)
+    ]
+    prefix = f"{what}: " if what else ""
+    detail = "; ".join(reasons[:SHOWN_NAMES]) + ("; ..." if len(reasons) > SHOWN_NAMES else "")
+    raise UnsupportedError(prefix + unsupported_message(bad) + (f" -- {detail}" if detail else ""))
 
 
 def verify(g: Graph, fix_shapes: bool = False) -> None:

@@ -1,6 +1,6 @@
-"""Fold a per-channel constant MUL / ADD / SUB into the float CONV_2D, DEPTHWISE_CONV_2D or
-FULLY_CONNECTED that produces its other operand (BatchNorm after conv, bias as a separate
-Add, ...): scale the weights and bias, or shift the bias.
+"""Fold a per-channel constant MUL / ADD / SUB into the float CONV_2D, DEPTHWISE_CONV_2D,
+TRANSPOSE_CONV or FULLY_CONNECTED that produces its other operand (BatchNorm after conv,
+bias as a separate Add, ...): scale the weights and bias, or shift the bias.
 
 Only when the producer has no other reader, no fused activation yet, and the result has
 the producer's shape, so the folded graph computes the same function.
@@ -14,7 +14,7 @@ from tinyc.ir.graph import Graph, Node
 from tinyc.ir.tensor import Tensor
 
 #: the weight axis that indexes output channels
-OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
+OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
 
 
 def channel_vector(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:

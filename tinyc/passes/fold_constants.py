@@ -10,10 +10,12 @@ def fold_constants(g: Graph) -> Graph:
     kept = []
     for node in g.nodes:
         ins = [g.tensors[i] for i in node.inputs if i]
-        if ins and all(t.is_const for t in ins) and not any(o in g.outputs for o in node.outputs):
+        foldable = node.op != "UNSUPPORTED" and not any(o in g.outputs for o in node.outputs)
+        if ins and all(t.is_const for t in ins) and foldable:
             xs = [g.tensors[i].data if i else None for i in node.inputs]
             for name, y in zip(node.outputs, get_op(node.op).evaluate(node, g, xs), strict=True):
-                g.tensors[name].data = y.reshape(g.tensors[name].shape)
+                if name:
+                    g.tensors[name].data = y.reshape(g.tensors[name].shape)
         else:
             kept.append(node)
     g.nodes = kept

@@ -144,9 +144,9 @@ def _output_quant(g: Graph, node: Node, ins: list[str], reader: Node | None) -> 
 
 
 def _convert(g: Graph, node: Node, producers, consumers) -> bool:
-    if node.op in ("QUANTIZE", "DEQUANTIZE") or "float32" not in {
-        g.tensors[o].dtype for o in node.outputs
-    }:
+    if node.op in ("QUANTIZE", "DEQUANTIZE") or get_op(node.op).optional_outputs:
+        return False  # recurrent layers need calibrated internal ranges: PTQ, not QDQ
+    if "float32" not in {g.tensors[o].dtype for o in node.outputs if o}:
         return False
     ins = _int_inputs(g, node, producers)
     if ins is None or not any(ins):

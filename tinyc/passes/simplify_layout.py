@@ -27,8 +27,10 @@ def _sink_below_unary(g: Graph, node: Node, consumers: dict[str, list[Node]]) ->
     if len(readers) != 1 or node.outputs[0] in g.outputs:
         return False
     conv = readers[0]
+    if conv.op not in ELEMENTWISE_UNARY:
+        return False
     y = g.out(conv)
-    if conv.op not in ELEMENTWISE_UNARY or (y.quant is not None and y.quant.per_channel):
+    if y.quant is not None and y.quant.per_channel:
         return False
     x = g.tensors[node.inputs[0]]
     mid = g.unique_name(f"{conv.outputs[0]}#pre")

@@ -88,4 +88,53 @@ void tinyc_transpose(int32_t rank, const int32_t *out_shape, const int32_t *in_s
 void tinyc_quantize_f32_s8(int32_t n, float scale, int32_t zp, const float *in, int8_t *out);
 void tinyc_dequantize_s8_f32(int32_t n, float scale, int32_t zp, const int8_t *in, float *out);
 
+/* Box copies by byte strides (may be negative), `run` contiguous bytes per element of
+ * `shape`; rank <= 6. STRIDED_SLICE reads a strided box into a dense one. */
+void tinyc_copy_box(int32_t rank, const int32_t *shape, const int32_t *src_strides,
+                    const int32_t *dst_strides, int32_t run, const void *src, void *dst);
+
+/* DYNAMIC_UPDATE_SLICE: out = operand (no copy when out == operand), then the dense
+ * update box of `shape` runs written at out + start with the output's byte strides. */
+void tinyc_update_slice(int32_t rank, const int32_t *shape, const int32_t *dst_strides,
+                        int32_t run, int32_t operand_bytes, int32_t start,
+                        const void *operand, const void *update, void *out);
+
+/* GATHER along one axis: [outer][axis][inner] -> [outer][positions][inner] (bytes), the
+ * positions given as runs of consecutive ones: (first, count) pairs. */
+void tinyc_gather(int32_t outer, int32_t axis_bytes, int32_t n_runs, const int32_t *runs,
+                  int32_t inner_bytes, const void *in, void *out);
+
+/* PRELU: input rescaled where >= 0, input times (alpha - alpha_zp) rescaled below. */
+typedef struct {
+  int32_t in_zp, alpha_zp, out_zp;
+  int32_t mult1, shift1, mult2, shift2;
+} tinyc_prelu_t;
+
+void tinyc_prelu_s8(const tinyc_bcast_t *b, const tinyc_prelu_t *p, const int8_t *x,
+                    const int8_t *alpha, int8_t *out);
+
+/* DIV: recip / recip_shift hold GetReciprocal(d, 31) for each |divisor - b_zp| = d
+ * (entry 0: that of 1, tinyc's answer to a zero divisor). */
+typedef struct {
+  const int32_t *recip;
+  const int8_t *recip_shift;
+  int32_t a_zp, b_zp, out_zp;
+  int32_t mult, shift;
+  int32_t act_min, act_max;
+} tinyc_div_t;
+
+void tinyc_div_s8(const tinyc_bcast_t *b, const tinyc_div_t *p, const int8_t *x,
+                  const int8_t *y, int8_t *out);
+
+/* TRANSPOSE_CONV, one batch: filter OHWI with in_c / groups input channels; q->bias holds
+ * the plain int32 bias (zeros when the layer has none). */
+typedef struct {
+  uint16_t in_h, in_w, in_c, out_h, out_w, out_c;
+  uint16_t k_h, k_w, stride_h, stride_w, pad_t, pad_l, groups;
+  int32_t in_zp;
+} tinyc_tconv_t;
+
+void tinyc_transpose_conv_s8(const tinyc_tconv_t *p, const tinyc_requant_t *q,
+                             const int8_t *in, const int8_t *w, int8_t *out);
+
 #endif

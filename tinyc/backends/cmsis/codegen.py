@@ -288,9 +288,7 @@ def _state_source(g: Graph, plan: MemoryPlan) -> list[str]:
             f"{format_array(image, 'uint8_t')};"
         )
     else:
-        lines.append(
-            "static uint8_t tinyc_state[TINYC_STATE_BYTES] __attribute__((aligned(16)));"
-        )
+        lines.append("static uint8_t tinyc_state[TINYC_STATE_BYTES] __attribute__((aligned(16)));")
     lines.append("void tinyc_reset_state(void) {")
     for t in states:
         off = plan.state_offsets[t.name]

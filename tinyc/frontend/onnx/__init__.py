@@ -21,9 +21,11 @@ from tinyc.passes.fold_constants import fold_constants
 from tinyc.passes.fold_transpose_fc import fold_transpose_fc
 from tinyc.passes.fuse_activations import fuse_activations
 from tinyc.passes.fuse_qdq import fuse_qdq
+from tinyc.passes.prune_outputs import prune_outputs
 from tinyc.passes.simplify_layout import simplify_layout
 
 PIPELINE = [
+    prune_outputs,
     simplify_layout,
     fold_affine,
     fuse_activations,

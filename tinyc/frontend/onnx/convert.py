@@ -7,12 +7,22 @@ import onnx
 from onnx import numpy_helper
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.frontend.onnx import ops_math, ops_nn, ops_quant, ops_shape  # noqa: F401 (register)
+from tinyc.frontend.onnx import (  # noqa: F401 (register)
+    ops_deconv,
+    ops_index,
+    ops_math,
+    ops_nn,
+    ops_pointwise,
+    ops_quant,
+    ops_rnn,
+    ops_shape,
+)
 from tinyc.frontend.onnx.builder import Builder
 from tinyc.frontend.onnx.ops_quant import qconst_from_node
-from tinyc.frontend.onnx.reader import ACTIVATION_DTYPES, OnnxModel
+from tinyc.frontend.onnx.reader import ACTIVATION_DTYPES, OnnxModel, ir_dtype
 from tinyc.frontend.onnx.registry import OPS
 from tinyc.ir.graph import Graph
+from tinyc.ir.verify import NO_TRANSLATION
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -41,23 +51,44 @@ def _constness(node: onnx.NodeProto, known, static_shape) -> str | None:
     return None
 
 
-def check_supported(om: OnnxModel) -> None:
-    """Raise one error listing every operator that is neither folded nor translatable."""
-    known = {i.name for i in om.graph.initializer}
-    inputs = {i.name for i in om.real_inputs()}
+def _is_if(node: onnx.NodeProto) -> bool:
+    return node.op_type == "If" and node.domain in DEFAULT_DOMAINS and bool(node.input)
 
-    def static(name: str) -> bool:
-        info = om.infos.get(name)
-        return name in inputs or (info is not None and info.shape is not None)
 
-    bad = []
-    for node in om.graph.node:
-        if _constness(node, known.__contains__, static) is not None:
-            known.update(o for o in node.output if o)
-        elif node.domain not in DEFAULT_DOMAINS or node.op_type not in OPS:
-            bad.append(f"{_label(node)} (node {_node_name(node)!r})")
-    if bad:
-        raise UnsupportedError(f"{om.what}: {len(bad)} unsupported operator(s): " + ", ".join(bad))
+def _branches(node: onnx.NodeProto) -> dict[str, onnx.GraphProto]:
+    return {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
+
+
+def _translatable(node: onnx.NodeProto) -> bool:
+    return node.domain in DEFAULT_DOMAINS and node.op_type in OPS
+
+
+def _keep_unsupported(b: Builder, node: onnx.NodeProto, reason: str) -> None:
+    """An UNSUPPORTED node in place of ``node``: its run-time inputs, and outputs with the
+    shapes ONNX shape inference gives (scalar when unknown), in ONNX's own layout."""
+    from tinyc.frontend.onnx import layout as L
+    from tinyc.ir.graph import Node
+    from tinyc.ir.tensor import Tensor
+
+    ins = [b.as_layout(i, L.identity(b.rank(i))) for i in node.input if i and i in b.values]
+    outs = []
+    for out in node.output:
+        if not out:
+            outs.append("")
+            continue
+        info = b.om.infos.get(out)
+        shape = tuple(info.shape) if info is not None and info.shape is not None else ()
+        try:
+            dtype = ir_dtype(info.dtype, out) if info is not None and info.dtype else "float32"
+        except TinycError:
+            dtype = "float32"
+        name = b.fresh(out)
+        b.g.add_tensor(Tensor(name, shape, dtype if dtype in ACTIVATION_DTYPES else "float32"))
+        b.bind(out, name, L.identity(len(shape)))
+        outs.append(name)
+    b.g.nodes.append(
+        Node("UNSUPPORTED", b.node_name, ins, outs, {"op": _label(node), "reason": reason})
+    )
 
 
 def _fold(b: Builder, node: onnx.NodeProto) -> None:
@@ -113,23 +144,69 @@ def convert(om: OnnxModel, name: str) -> Graph:
             raise TinycError(f"{om.what}: initializer {init.name!r} is unreadable ({e})") from None
     if om.graph.sparse_initializer:
         raise UnsupportedError(f"{om.what}: sparse initializers are not supported")
-    check_supported(om)
     b.add_inputs()
 
-    def static(n: str) -> bool:
-        return n in b.values
+    _translate(b, om.graph.node)
+    b.add_outputs()
+    return b.g
 
-    for node in om.graph.node:
+
+def _translate(b: Builder, nodes) -> None:
+    for node in nodes:
         b.start(node)
-        kind = _constness(node, b.is_const, static)
+        if _is_if(node) and b.is_const(node.input[0]):
+            _inline_if(b, node)
+            _check_outputs(b, node)
+            continue
+        kind = _constness(node, b.is_const, b.values.__contains__)
         if kind == "fold":
             _fold(b, node)
         elif kind == "shape":
             _shape_const(b, node)
         elif kind == "qconst":
             b.qconsts[node.output[0]] = qconst_from_node(b, node)
+        elif not _translatable(node):
+            _keep_unsupported(b, node, NO_TRANSLATION)
         else:
-            OPS[node.op_type](b, node)
-            _check_outputs(b, node)
-    b.add_outputs()
-    return b.g
+            mark = len(b.g.nodes)
+            try:
+                OPS[node.op_type](b, node)
+                _check_outputs(b, node)
+            except TinycError as e:
+                after = any(
+                    i in b.values and b.g.tensors[b.values[i].ir].shape == ()
+                    for i in node.input
+                    if i
+                )
+                if not isinstance(e, UnsupportedError) and not after:
+                    raise
+                del b.g.nodes[mark:]  # whatever the translation emitted before it gave up
+                reason = str(e).split("): ", 1)[-1]
+                _keep_unsupported(b, node, reason)
+
+
+def _inline_if(b: Builder, node: onnx.NodeProto) -> None:
+    """An If whose condition is a constant: the taken branch's nodes, translated in place
+    (they may read outer-scope values), its outputs bound to the If's."""
+    cond = np.asarray(b.const(node.input[0], "the condition"))
+    if cond.size != 1:
+        raise b.unsupported(f"a condition with {cond.size} values")
+    taken = "then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"
+    branch = _branches(node).get(taken)
+    if branch is None:
+        raise b.unsupported(f"no {taken}")
+    if len(branch.output) != len(node.output):
+        raise b.unsupported(f"{taken} has {len(branch.output)} outputs for {len(node.output)}")
+    for init in branch.initializer:
+        b.consts[init.name] = numpy_helper.to_array(init)
+    _translate(b, branch.node)
+    b.start(node)
+    for out, sub in zip(node.output, branch.output, strict=True):
+        if not out:
+            continue
+        if sub.name in b.consts:
+            b.consts[out] = b.consts[sub.name]
+        elif sub.name in b.qconsts:
+            b.qconsts[out] = b.qconsts[sub.name]
+        else:
+            b.values[out] = b.value(sub.name)

@@ -64,10 +64,11 @@ def mul(b: Builder, node: onnx.NodeProto) -> None:
 
 @onnx_op("Div")
 def div(b: Builder, node: onnx.NodeProto) -> None:
-    """x / c with a constant c is x * (1 / c); other divisions have no tinyc op."""
+    """x / c with a constant c is x * (1 / c); a run-time divisor gives DIV."""
     x, c = node.input[0], node.input[1]
-    if b.is_const(x) or not b.is_const(c):
-        raise b.unsupported("only division by a constant is supported")
+    if not b.is_const(c):
+        _binary(b, node, "DIV", [x, c])
+        return
     value = np.asarray(b.const(c, "divisor"), np.float64)
     if value.dtype.kind != "f" and not np.issubdtype(value.dtype, np.number):
         raise b.unsupported("non-numeric divisor")

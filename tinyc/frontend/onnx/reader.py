@@ -102,9 +102,60 @@ def _validate(model: onnx.ModelProto, what: str) -> None:
         raise TinycError(f"{what} is not a valid ONNX model: {first}") from None
 
 
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+#: ops that keep their input's axes in place (followed back from a recurrent layer's input)
+_AXIS_PRESERVING = ("Identity", "Cast", "QuantizeLinear", "DequantizeLinear", "Relu", "Tanh")
+
+
+def _node_label(node: onnx.NodeProto) -> str:
+    name = node.name or (node.output[0] if node.output else node.op_type)
+    return f"node {name!r} ({node.op_type})"
+
+
+def _time_axes(graph: onnx.GraphProto) -> dict[tuple[str, int], onnx.NodeProto]:
+    """(graph input, axis) -> the recurrent node whose sequence length that axis is, found
+    through Transposes and axis-preserving ops between the input and the layer."""
+    producers = {o: n for n in graph.node for o in n.output if o}
+    res = {}
+    for node in graph.node:
+        if node.op_type not in RECURRENT_OPS or not node.input:
+            continue
+        layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+        name, axis = node.input[0], 0 if layout == 0 else 1
+        while name in producers:
+            p = producers[name]
+            if p.op_type == "Transpose":
+                perm = next((list(a.ints) for a in p.attribute if a.name == "perm"), None)
+                axis = perm[axis] if perm else 2 - axis  # default: reversed (X is 3-D)
+            elif p.op_type not in _AXIS_PRESERVING:
+                break
+            name = p.input[0]
+        res.setdefault((name, axis), node)
+    return res
+
+
+def _input_role(graph: onnx.GraphProto, name: str) -> str:
+    """Why a non-activation graph input is read, when a node gives it a role tinyc knows."""
+    for node in graph.node:
+        if node.op_type == "If" and node.input and node.input[0] == name:
+            return (
+                f"; it is the condition of {_node_label(node)}: tinyc compiles straight-line "
+                "graphs, so an If condition must fold to a constant"
+            )
+        if node.op_type in RECURRENT_OPS and len(node.input) > 4 and node.input[4] == name:
+            return (
+                f"; it is the sequence_lens of {_node_label(node)}: tinyc runs every batch "
+                "entry over the whole sequence, so sequence_lens must be a constant equal to "
+                "the sequence length"
+            )
+    return ""
+
+
 def _pin_input_shapes(model: onnx.ModelProto, what: str) -> None:
-    """Give every graph input a static shape: a symbolic batch (axis 0) becomes 1."""
+    """Give every graph input a static shape: a symbolic batch (axis 0) becomes 1, unless
+    that axis is a recurrent layer's sequence length."""
     inits = {i.name for i in model.graph.initializer}
+    time_axes = _time_axes(model.graph)
     for inp in model.graph.input:
         if inp.name in inits:
             continue
@@ -114,7 +165,7 @@ def _pin_input_shapes(model: onnx.ModelProto, what: str) -> None:
         if DTYPES.get(tt.elem_type) not in ACTIVATION_DTYPES:
             raise UnsupportedError(
                 f"{what}: input {inp.name!r} has unsupported dtype {dtype_name(tt.elem_type)} "
-                "(tinyc reads float32, int8 or uint8 inputs)"
+                f"(tinyc reads float32, int8 or uint8 inputs){_input_role(model.graph, inp.name)}"
             )
         if not tt.HasField("shape"):
             raise TinycError(f"{what}: input {inp.name!r} has no declared shape")
@@ -122,6 +173,12 @@ def _pin_input_shapes(model: onnx.ModelProto, what: str) -> None:
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
             label = dim.dim_param if dim.HasField("dim_param") else "?"
+            if (inp.name, axis) in time_axes:
+                raise UnsupportedError(
+                    f"{what}: {_node_label(time_axes[inp.name, axis])}: its sequence length "
+                    f"(axis {axis} of input {inp.name!r}, {label!r}) is dynamic; tinyc "
+                    "compiles a fixed sequence length (export with a fixed-length input)"
+                )
             if axis == 0 and not dim.HasField("dim_value"):
                 dim.Clear()
                 dim.dim_value = 1

@@ -9,7 +9,6 @@ the rest go to the translation registered for their operator (``registry``).
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -21,10 +20,10 @@ from tinyc.frontend.torch.values import NHWC, Act, Value, View, inverse, torch_m
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import get_op
 from tinyc.ir.tensor import Tensor
-from tinyc.ir.verify import verify
+from tinyc.ir.verify import NO_TRANSLATION, verify
+from tinyc.passes.prune_outputs import prune_outputs
 
 #: node names shown per unsupported operator
-_SHOWN_NAMES = 3
 
 
 def _moves_only_unit_dims(shape: tuple[int, ...], perm: tuple[int, ...]) -> bool:
@@ -152,15 +151,16 @@ class Converter:
         consts = self._lifted_constants()
         user_inputs = list(sig.user_inputs)
         graph = self.ep.graph_module.graph
-        bad = unsupported_nodes(graph, set(consts))
-        if bad:
-            raise UnsupportedError(f"PyTorch program {self.g.name!r}: {unsupported_message(bad)}")
         for node in graph.nodes:
             try:
                 self._convert(node, consts, user_inputs)
+            except UnsupportedError as e:
+                if node.op != "call_function" or not self._keep_unsupported(node, str(e)):
+                    where = f"PyTorch node {node.name!r} ({target_name(node)})"
+                    raise type(e)(f"{where}: {e}") from None
             except TinycError as e:
                 raise type(e)(f"PyTorch node {node.name!r} ({target_name(node)}): {e}") from None
-        self.g.remove_unused()
+        prune_outputs(self.g)
         verify(self.g)
         return self.g
 
@@ -197,13 +197,40 @@ class Converter:
         name = target_name(node)
         handler = HANDLERS.get(name)
         if handler is None:
-            raise UnsupportedError(f"operator {name} is not supported")
+            raise UnsupportedError(NO_TRANSLATION)
         value = handler(self, node, args)
         if name not in BROADCASTS:
             self._check_shape(node, value)
         self.env[node.name] = value
         if isinstance(value, Act):
             self.fx_users[value.name] = len(node.users)
+
+    def _keep_unsupported(self, node: Any, reason: str) -> bool:
+        """An UNSUPPORTED node in place of ``node`` (inspect and estimate show it; compiling
+        refuses it): its tensor inputs, and outputs with the shapes torch.export recorded.
+        False when an output is not a tensor (then the error stands)."""
+        val = node.meta.get("val")
+        vals = list(val) if isinstance(val, tuple | list) else [val]
+        shapes = [getattr(v, "shape", None) for v in vals]
+        if any(sh is None for sh in shapes):
+            return False
+        ins = []
+        for arg in node.all_input_nodes:
+            v = self.env.get(arg.name)
+            if isinstance(v, Act | View):
+                a = self.materialize(v)
+                ins.append(self.to_perm(a, tuple(range(len(a.shape)))).name)
+        name = self.g.unique_name(node.name)
+        acts = []
+        for i, sh in enumerate(shapes):
+            out = name if i == 0 else self.g.unique_name(f"{name}#{i}")
+            self.g.add_tensor(Tensor(out, tuple(int(d) for d in sh), "float32"))
+            acts.append(Act(out, tuple(range(len(sh))), tuple(int(d) for d in sh)))
+        outs = [a.name for a in acts]
+        attrs = {"op": target_label(node), "reason": reason}
+        self.g.nodes.append(Node("UNSUPPORTED", name, ins, outs, attrs))
+        self.env[node.name] = tuple(acts) if isinstance(val, tuple | list) else acts[0]
+        return True
 
     def _bind(self, node: Any) -> dict[str, Value]:
         """Arguments by schema name, defaults filled in, fx nodes replaced by values."""
@@ -306,33 +333,3 @@ def _all_constant(args: dict[str, Value]) -> bool:
         return True
 
     return all(const(v) for v in args.values())
-
-
-def unsupported_nodes(graph: Any, constants: set[str]) -> dict[str, list[str]]:
-    """Operator label -> names of the nodes no translation handles, in graph order.
-
-    Nodes computed from constants alone are evaluated at import and need no translation.
-    """
-    const = set(constants)
-    bad: dict[str, list[str]] = defaultdict(list)
-    for node in graph.nodes:
-        if node.op in ("placeholder", "output"):
-            continue
-        if node.op == "call_function" and all(i.name in const for i in node.all_input_nodes):
-            const.add(node.name)
-        elif node.op != "call_function":
-            bad[f"{node.op} node"].append(node.name)
-        elif target_name(node) not in HANDLERS:
-            bad[target_label(node)].append(node.name)
-    return dict(bad)
-
-
-def unsupported_message(bad: dict[str, list[str]]) -> str:
-    """One line for all: ``3 unsupported operator(s): aten.foo x2 (a, b), aten.bar (c)``."""
-    parts = []
-    for label, names in bad.items():
-        shown = ", ".join(names[:_SHOWN_NAMES]) + (", ..." if len(names) > _SHOWN_NAMES else "")
-        count = f" x{len(names)}" if len(names) > 1 else ""
-        parts.append(f"{label}{count} ({shown})")
-    total = sum(len(n) for n in bad.values())
-    return f"{total} unsupported operator(s): " + ", ".join(parts)

@@ -3,12 +3,18 @@
 from tinyc.ir.ops import (  # noqa: F401
     activation,
     conv,
+    division,
     elementwise,
     pool,
+    prelu,
     quant,
     recurrent,
     reduce,
     shape,
+    slicing,
+    table,
+    transpose_conv,
+    unsupported,
 )
 from tinyc.ir.ops.base import REGISTRY, OpDef, attr, get_op, register
 

@@ -39,6 +39,8 @@ class OpDef:
     weight_input: ClassVar[int | None] = None
     weight_axis: ClassVar[int] = 0
     bias_input: ClassVar[int | None] = None
+    #: outputs may be "" when nothing reads them (tinyc.passes.prune_outputs)
+    optional_outputs: ClassVar[bool] = False
 
     # -- shape inference ----------------------------------------------------------------
     def infer(self, node: Node, g: Graph) -> list[Spec]:

@@ -47,7 +47,7 @@ def _act_float(name: str, alpha: float | None, beta: float | None) -> Callable:
     a = alpha
     b = beta
     table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+        "Sigmoid": lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),  # no overflow for large |x|
         "Tanh": np.tanh,
         "Relu": lambda x: np.maximum(x, 0.0),
         "HardSigmoid": lambda x: np.clip(
@@ -101,6 +101,8 @@ def _steps(node: Node, dims: Dims) -> range:
 
 class _Recurrent(OpDef):
     """What the three cells share: shapes, state handling, costs."""
+
+    optional_outputs = True
 
     #: the gates' names, in operand order
     gates: ClassVar[tuple[str, ...]]

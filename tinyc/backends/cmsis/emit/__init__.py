@@ -3,14 +3,19 @@
 from tinyc.backends.cmsis.emit import (  # noqa: F401
     cmsisnn,
     conv,
+    division,
     elementwise,
     fused,
+    index,
     lut,
     move,
     pool,
+    prelu,
     quant,
     recurrent,
     softmax,
+    table,
+    transpose_conv,
 )
 from tinyc.backends.cmsis.emit.base import EMITTERS, Emitter, get_emitter
 

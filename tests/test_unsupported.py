@@ -1,0 +1,86 @@
+"""A model with operators tinyc cannot compile: inspect and estimate still show every node
+(the unsupported ones marked, with what is known about them); compile, infer, run refuse it
+with one line naming every unsupported operator, grouped by type."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import flatbuffers
+import pytest
+from conftest import INT8_TFLITE, model_path
+
+from tinyc.errors import UnsupportedError
+from tinyc.frontend.tflite import load_tflite
+from tinyc.ir.verify import require_supported
+from tinyc.tflite_schema import builtin_codes, schema
+
+
+def _kws_with(tmp: Path, replace: dict[str, str]) -> Path:
+    """The kws model with some of its operators renamed to ones tinyc does not translate."""
+    m = schema().ModelT.InitFromPackedBuf(
+        bytearray(model_path(INT8_TFLITE["kws_ref_model"]).read_bytes()), 0
+    )
+    codes = builtin_codes()
+    for oc in m.operatorCodes:
+        name = {v: k for k, v in codes.items()}[max(oc.builtinCode, oc.deprecatedBuiltinCode)]
+        if name in replace:
+            oc.builtinCode = oc.deprecatedBuiltinCode = codes[replace[name]]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path = tmp / "kws_odd.tflite"
+    path.write_bytes(bytes(b.Output()))
+    return path
+
+
+def _tinyc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tinyc.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_tflite_keeps_unsupported_nodes_with_their_shapes(tmp_path: Path) -> None:
+    path = _kws_with(tmp_path, {"AVERAGE_POOL_2D": "L2_POOL_2D", "SOFTMAX": "LOG_SOFTMAX"})
+    g = load_tflite(path)
+    bad = [n for n in g.nodes if n.op == "UNSUPPORTED"]
+    assert [n.attrs["op"] for n in bad] == ["L2_POOL_2D", "LOG_SOFTMAX"]
+    assert g.tensors[bad[0].outputs[0]].shape == (1, 1, 1, 64)
+    with pytest.raises(UnsupportedError) as e:
+        require_supported(g, "kws_odd")
+    assert str(e.value).startswith(
+        "kws_odd: 2 unsupported operator(s): L2_POOL_2D (functional_1/average_pooling2d/AvgPool), "
+        "LOG_SOFTMAX (Identity)"
+    )
+
+
+def test_inspect_and_estimate_show_every_node(tmp_path: Path) -> None:
+    path = _kws_with(tmp_path, {"AVERAGE_POOL_2D": "L2_POOL_2D"})
+    r = _tinyc("inspect", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["totals"]["nodes"] == 13 and info["totals"]["unsupported"] == 1
+    (pool,) = [n for n in info["nodes"] if not n["supported"]]
+    assert pool["op"] == "L2_POOL_2D" and pool["output"] == [1, 1, 1, 64]
+    r = _tinyc("estimate", str(path), "--board", "nucleo-f746")
+    assert r.returncode == 0, r.stderr
+    assert "PARTIAL estimate" in r.stdout and "L2_POOL_2D (!)" in r.stdout
+    assert "functional_1/dense/BiasAdd" in r.stdout  # nodes after it are shown too
+
+
+def test_compile_names_them_all_in_one_line(tmp_path: Path) -> None:
+    path = _kws_with(tmp_path, {"AVERAGE_POOL_2D": "L2_POOL_2D", "SOFTMAX": "LOG_SOFTMAX"})
+    r = _tinyc("compile", str(path), "--board", "nucleo-f746", "-o", str(tmp_path / "p"))
+    assert r.returncode == 2
+    err = r.stderr.strip()
+    assert err.startswith("tinyc: error: kws_odd: 2 unsupported operator(s):") and "\n" not in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_grouping_counts_and_truncates() -> None:
+    from tinyc.ir.verify import unsupported_message
+
+    msg = unsupported_message({"GRU": [f"g{i}" for i in range(14)], "ScatterND": ["s"]})
+    assert msg == "15 unsupported operator(s): GRU x14 (g0, g1, g2, ...), ScatterND (s)"
