@@ -84,3 +84,28 @@ def test_grouping_counts_and_truncates() -> None:
 
     msg = unsupported_message({"GRU": [f"g{i}" for i in range(14)], "ScatterND": ["s"]})
     assert msg == "15 unsupported operator(s): GRU x14 (g0, g1, g2, ...), ScatterND (s)"
+
+
+def test_toco_bias_axis_is_read_like_tflm(tmp_path: Path) -> None:
+    """Per-channel parameters on a 1-D bias with the filter's axis (TOCO's files): TFLM runs
+    them (it never reads a bias's scales), tinyc too, with a note."""
+    from tinyc import interpreter
+    from tinyc.modelio import random_inputs
+
+    src = model_path(INT8_TFLITE["kws_ref_model"])
+    m = schema().ModelT.InitFromPackedBuf(bytearray(src.read_bytes()), 0)
+    bias = next(t for t in m.subgraphs[0].tensors if t.type == 2 and len(t.shape) == 1)
+    n = int(bias.shape[0])
+    bias.quantization.scale = [float(bias.quantization.scale[0])] * n
+    bias.quantization.zeroPoint = [0] * n
+    bias.quantization.quantizedDimension = 3
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path = tmp_path / "toco.tflite"
+    path.write_bytes(bytes(b.Output()))
+    g = load_tflite(path)
+    assert any("read as axis 0" in note for note in g.notes)
+    ref = load_tflite(src)
+    xs = random_inputs(ref, 0)
+    np_out = interpreter.run(g, xs)[g.outputs[0]]
+    assert (np_out == interpreter.run(ref, xs)[ref.outputs[0]]).all()

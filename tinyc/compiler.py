@@ -195,6 +195,7 @@ def _compile_cmsis(
     from tinyc.project import save_project_graph
 
     g, notes = quantize_float_tail(g)  # the C backend runs int8 only
+    notes = list(g.notes) + notes
     gen = generate_model(g, g.name, target_for(board), opts.kernels)
     check_flash(board, gen.const_bytes, g)
     check_arena(board, gen.plan, gen.graph)

@@ -228,7 +228,9 @@ def _unpack_model(buf: bytes, what: str) -> Any:
         raise TinycError(f"{what} is a damaged TFLite file ({type(e).__name__}: {e})") from None
 
 
-def _quant(q: Any, shape: tuple[int, ...], name: str) -> QuantParams | None:
+def _quant(
+    q: Any, shape: tuple[int, ...], name: str, notes: list[str] | None = None
+) -> QuantParams | None:
     if q is None or q.scale is None or len(q.scale) == 0:
         return None
     scale = np.asarray(q.scale, np.float32)
@@ -238,6 +240,15 @@ def _quant(q: Any, shape: tuple[int, ...], name: str) -> QuantParams | None:
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise TinycError(f"tensor {name!r}: quantization scales must be positive and finite")
     axis = int(q.quantizedDimension) if scale.size > 1 else None
+    if axis is not None and axis >= len(shape) and len(shape) == 1 and shape[0] == scale.size:
+        # TOCO wrote per-channel parameters on 1-D biases with the filter's axis; TFLM
+        # never reads a bias's scales and runs such files: so does tinyc
+        if notes is not None:
+            notes.append(
+                f"tensor {name!r}: per-channel parameters on axis {axis} of a 1-D tensor read "
+                "as axis 0 (as TFLM does, which ignores them)"
+            )
+        axis = 0
     if axis is not None and (axis >= len(shape) or shape[axis] != scale.size):
         raise TinycError(
             f"tensor {name!r}: {scale.size} per-channel scales do not match dimension {axis} of "
@@ -289,7 +300,7 @@ def _read_tensors(model: Any, sg: Any, g: Graph) -> list[str]:
             if np.any(data):
                 raise UnsupportedError(f"state tensor {name!r} starts from non-zero values")
             data = None
-        quant = _quant(t.quantization, shape, name)
+        quant = _quant(t.quantization, shape, name, g.notes)
         tensor = Tensor(name, shape, dtype, data, quant, variable=variable)
         tensor.meta["tflite_index"] = i
         g.add_tensor(tensor)

@@ -42,6 +42,8 @@ class Graph:
     #: a streaming step graph's sequence (tinyc.passes.streaming): {"steps": T, "time_axis":
     #: {input/output name: axis in the internal layout}}; empty for any other graph
     stream: dict[str, Any] = field(default_factory=dict)
+    #: what a frontend normalised while reading the file (``compile`` repeats these)
+    notes: list[str] = field(default_factory=list)
 
     # -- construction -----------------------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

@@ -285,7 +285,7 @@ class QuantContext:
     ):
         self.f = g
         self.opts = opts
-        self.q = Graph(name=g.name, source_format=g.source_format)
+        self.q = Graph(name=g.name, source_format=g.source_format, notes=list(g.notes))
         self.q.external_perm = dict(g.external_perm)
         self.params = params
         self.hists = hists or {}
