@@ -186,7 +186,13 @@ def _lstm(c: _Ctx) -> tuple[str, dict, list[int]]:
     return "LSTM", attrs, list(range(20))
 
 
+def _svdf(c: _Ctx) -> tuple[str, dict, list[int]]:
+    o = c.options
+    return "SVDF", {"rank": int(o.rank), "activation": _act(o)}, [0, 1, 2, 3, 4]
+
+
 READERS: dict[str, OptionReader] = {
+    "SVDF": _svdf,
     "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _depthwise,

@@ -66,6 +66,8 @@ void tinyc_lut_s8(int32_t n, const int8_t *table, const int8_t *in, int8_t *out)
  * for d in [0, 255]; entries past diff_min are 0. */
 void tinyc_softmax_s8(int32_t rows, int32_t depth, const int32_t *exp_table, const int8_t *in,
                       int8_t *out);
+void tinyc_softmax_s8_s16(int32_t rows, int32_t depth, const int32_t *exp_table,
+                          const int8_t *in, int16_t *out);
 
 /* MEAN: input viewed as [outer][reduce][inner]; multiplier includes 1/count. */
 typedef struct {
@@ -87,6 +89,25 @@ void tinyc_transpose(int32_t rank, const int32_t *out_shape, const int32_t *in_s
 /* QUANTIZE float -> int8 and DEQUANTIZE int8 -> float. */
 void tinyc_quantize_f32_s8(int32_t n, float scale, int32_t zp, const float *in, int8_t *out);
 void tinyc_dequantize_s8_f32(int32_t n, float scale, int32_t zp, const int8_t *in, float *out);
+/* QUANTIZE between int8 / int16 / int32 (element sizes in bytes), clamped to [lo, hi]. */
+void tinyc_requantize(int32_t n, int32_t in_bytes, int32_t out_bytes, int32_t in_zp,
+                      int32_t out_zp, int32_t mult, int32_t shift, int32_t lo, int32_t hi,
+                      const void *in, void *out);
+
+/* SVDF (TFLM's integer kernel): the state shifts, the feature product fills its newest
+ * column, the time weights reduce each filter's memory, filters sum per unit. */
+typedef struct {
+  int32_t batch, input, filters, units, memory, rank;
+  int32_t state_bytes; /* 1: int8 state and time weights, 2: int16 */
+  int32_t input_zp, state_zp, output_zp;
+  int32_t mult1, shift1, mult2, shift2;
+  const int8_t *w_feature; /* [filters][input] */
+  const void *w_time;      /* [filters][memory], int8 or int16 */
+  const int32_t *bias;     /* [units] or 0 */
+} tinyc_svdf_t;
+
+void tinyc_svdf_s8(const tinyc_svdf_t *p, const int8_t *in, void *state, int8_t *out,
+                   int32_t *scratch);
 
 /* Box copies by byte strides (may be negative), `run` contiguous bytes per element of
  * `shape`; rank <= 6. STRIDED_SLICE reads a strided box into a dense one. */

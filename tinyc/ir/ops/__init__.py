@@ -12,6 +12,7 @@ from tinyc.ir.ops import (  # noqa: F401
     reduce,
     shape,
     slicing,
+    svdf,
     table,
     transpose_conv,
     unsupported,

@@ -73,7 +73,12 @@ class Softmax(_Unary):
         return SoftmaxParams(mult, shift, -input_radius(5, shift))
 
     def eval_quant(self, node, g, xs):
+        """TFLM's Softmax<int8, OutputT>: int8 out at 1/256 - 128, or int16 at 1/65536 -
+        32768 (the int8 -> int16 form of TFLM's kernel)."""
         p = self.softmax_params(node, g)
+        y = g.out(node)
+        bits = 16 if y.dtype == "int16" else 8
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         x = xs[0].astype(np.int64)
         diff = x - x.max(axis=-1, keepdims=True)
         valid = diff >= p.diff_min
@@ -82,12 +87,30 @@ class Softmax(_Unary):
         terms = np.where(valid, fp.rounding_divide_by_pot(exp, 12), 0)
         sum_of_exps = fp.wrap32(terms.sum(axis=-1, keepdims=True))
         scale, bits_over_unit = fp.get_reciprocal(sum_of_exps, 12)
-        exponent = bits_over_unit + 31 - 8
+        exponent = bits_over_unit + 31 - bits
         out = fp.rounding_divide_by_pot(
             fp.saturating_rounding_doubling_high_mul(scale, exp), exponent
         )
-        out = np.where(valid, out - 128, -128)
-        return [clamp_cast(out, -128, 127, "int8")]
+        out = np.where(valid, out + lo, lo)
+        return [clamp_cast(out, lo, hi, y.dtype)]
+
+    def check(self, node: Node, g: Graph) -> None:
+        x, y = g.inp(node, 0), g.out(node)
+        assert x is not None
+        if not y.is_quantized:
+            return
+        if x.dtype != "int8" or y.dtype not in ("int8", "int16"):
+            raise TinycError(
+                f"node {node.name!r} (SOFTMAX): {x.dtype} -> {y.dtype} is not supported "
+                "(int8 -> int8 or int16, or float32)"
+            )
+        scale, zp = (1.0 / 65536, -32768) if y.dtype == "int16" else self.output_quant
+        assert y.quant is not None
+        if y.quant.zp != zp or abs(float(y.quant.s) - scale) > 1e-3 * scale:
+            raise TinycError(
+                f"node {node.name!r} (SOFTMAX): {y.dtype} output must have scale {scale:g} and "
+                f"zero point {zp}, not {float(y.quant.s):g} and {y.quant.zp}"
+            )
 
     def eval_float(self, node, g, xs):
         x = xs[0].astype(np.float64) * float(np.float32(attr(node, "beta")))

@@ -51,7 +51,8 @@ class Quantize(_Convert):
     def check(self, node: Node, g: Graph) -> None:
         x, y = g.inp(node, 0), g.out(node)
         assert x is not None
-        if not y.is_quantized or (y.quant and y.quant.per_channel):
+        integer = y.quant is not None and y.dtype in ("int8", "int16", "int32", "uint8")
+        if not integer or (y.quant and y.quant.per_channel):
             raise TinycError(f"node {node.name!r}: QUANTIZE needs a per-tensor quantized output")
         if x.dtype != "float32" and not x.is_quantized:
             raise TinycError(f"node {node.name!r}: QUANTIZE from {x.dtype} is not supported")

@@ -14,6 +14,7 @@ from tinyc.backends.cmsis.emit import (  # noqa: F401
     quant,
     recurrent,
     softmax,
+    svdf,
     table,
     transpose_conv,
 )

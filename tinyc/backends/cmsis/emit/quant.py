@@ -7,6 +7,8 @@ import numpy as np
 from tinyc.backends.cmsis.emit.base import Emitter, emitter
 from tinyc.backends.cmsis.emit.lut import emit_lut
 from tinyc.errors import UnsupportedError
+from tinyc.ir.ops import get_op
+from tinyc.ir.tensor import dtype_range
 
 
 @emitter
@@ -19,6 +21,17 @@ class QuantizeEmitter(Emitter):
     def emit(self, node, g, c):
         x, y = g.inp(node, 0), g.out(node)
         assert x is not None and y.quant is not None
+        ints = ("int8", "int16", "int32")
+        if x.dtype in ints and y.dtype in ints and (x.dtype, y.dtype) != ("int8", "int8"):
+            p = get_op("QUANTIZE").requant(node, g)
+            lo, hi = dtype_range(y.dtype)
+            c.need("quantize.c")
+            c.call(
+                f"tinyc_requantize({y.size}, {x.itemsize}, {y.itemsize}, {p.input_zp}, "
+                f"{p.output_zp}, {p.multiplier}, {p.shift}, {lo}, {hi}, "
+                f"{c.ptr(node.inputs[0])}, {c.ptr(node.outputs[0])});"
+            )
+            return
         if y.dtype != "int8":
             raise UnsupportedError(f"node {node.name!r}: QUANTIZE to {y.dtype} in the C backend")
         if x.dtype == "int8":
