@@ -1,6 +1,8 @@
 """``tinyc estimate`` against ``tinyc validate``: estimated vs measured flash, RAM, stack and
 instructions per inference, side by side, for every int8 model of ../shared/models that
-compiles for the boards (default nucleo-f746 and nucleo-l4r5zi).
+compiles for the boards (default nucleo-f746 and nucleo-l4r5zi), and the recurrent PyTorch
+keyword-spotting models of tests/models/kws_rnn.py (quantized on seeded random data; each
+also in its streaming form, one time step per inference).
 
 Measured = what ``tinyc validate`` reports from the firmware ELF of the board's emulated
 twin and its QEMU run (one seeded random case). The targets: flash and RAM within 3 %,
@@ -49,11 +51,44 @@ def int8_models() -> list[Path]:
     return out
 
 
+#: float PyTorch models (name -> model spec), quantized here on seeded random data
+TORCH_MODELS = {
+    "kws_gru": "tests/models/kws_rnn.py:kws_gru",
+    "kws_lstm": "tests/models/kws_rnn.py:kws_lstm",
+}
+#: calibration samples of the PyTorch models (seeded normal inputs)
+CALIBRATION_SAMPLES = 8
+
+
+def torch_models(names: set[str] | None) -> dict[str, Any]:
+    """The int8 graphs of TORCH_MODELS (and ``<name>_stream``, their step graphs) wanted."""
+    import numpy as np
+
+    from tinyc.frontend import load_model
+    from tinyc.passes.quantize import QuantOptions, quantize
+    from tinyc.passes.streaming import to_streaming
+
+    out: dict[str, Any] = {}
+    for name, spec in TORCH_MODELS.items():
+        if names is not None and not {name, f"{name}_stream"} & names:
+            continue
+        g = load_model(str(REPO / spec))
+        rng = np.random.default_rng(0)
+        data = [[rng.standard_normal(g.tensors[i].shape).astype(np.float32) for i in g.inputs]
+                for _ in range(CALIBRATION_SAMPLES)]  # fmt: skip
+        q, _ = quantize(g, data, QuantOptions())
+        q.name = name
+        step = to_streaming(q).step
+        step.name = f"{name}_stream"
+        out.update({name: q, step.name: step})
+    return {k: v for k, v in out.items() if names is None or k in names}
+
+
 def _err(est: float, meas: float) -> float:
     return (est - meas) / meas if meas else float("nan")
 
 
-def measure_layers(model: Path, board: str) -> list[int]:
+def measure_layers(model: Path | Any, board: str) -> list[int]:
     """Instructions of each node function, measured in QEMU (windows node i -> node i+1)."""
     from estimate_calibrate import function_symbols, window_count
 
@@ -66,7 +101,8 @@ def measure_layers(model: Path, board: str) -> list[int]:
     b = load_board(board)
     with tempfile.TemporaryDirectory(prefix="tinyc-acc-") as d:
         proj = Path(d) / "p"
-        compile_model(str(model), CompileOptions(board=board), proj, log=lambda m: None)
+        src = str(model) if isinstance(model, Path) else model
+        compile_model(src, CompileOptions(board=board), proj, log=lambda m: None)
         elf = build_firmware(proj, "emu")
         g = load_project_graph(proj)
         work = Path(d) / "q"
@@ -86,14 +122,16 @@ def measure_layers(model: Path, board: str) -> list[int]:
     return [out.get(i, 0) for i in range(max(nodes, default=-1) + 1)]
 
 
-def compare(model: Path, board: str, layers: bool) -> dict[str, Any]:
+def compare(model: Path | Any, board: str, layers: bool) -> dict[str, Any]:
+    """``model``: a model file, or an int8 Graph."""
     from tinyc.compiler import CompileOptions
     from tinyc.runner import validate_model
 
+    src = str(model) if isinstance(model, Path) else model
     t = time.time()
-    est = estimate_model(str(model), board)
+    est = estimate_model(src, board)
     est_s = time.time() - t
-    meas = validate_model(str(model), board, None, 1, CompileOptions(board=board))
+    meas = validate_model(src, board, None, 1, CompileOptions(board=board))
     e = est.to_json()
     row: dict[str, Any] = {
         "model": est.model,
@@ -110,6 +148,7 @@ def compare(model: Path, board: str, layers: bool) -> dict[str, Any]:
                  _err(e["elf"]["text"], meas["elf"]["text"])],
         "rodata": [e["elf"]["rodata"], meas["elf"]["rodata"],
                    _err(e["elf"]["rodata"], meas["elf"]["rodata"])],
+        "state_bytes": e["state_bytes"],  # (the memory plan's: exact by construction)
         "latency_ms": e["latency_ms"],
     }  # fmt: skip
     if layers:
@@ -209,7 +248,8 @@ def peer_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--boards", default="nucleo-f746,nucleo-l4r5zi")
-    ap.add_argument("--models", help="comma-separated model file stems (default: every int8 one)")
+    ap.add_argument("--models", help="comma-separated model file stems or TORCH_MODELS names "
+                    "(default: all)")  # fmt: skip
     ap.add_argument("--layers", action="store_true", help="per-layer instructions as well")
     ap.add_argument("--json", type=Path, help="write the rows as JSON")
     ap.add_argument("--markdown", type=Path, help="write the table as Markdown")
@@ -220,19 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.peer:
         print(peer_table(peer_rows()))
         return 0
-    models = int8_models()
-    if args.models:
-        keep = set(args.models.split(","))
-        models = [m for m in models if m.stem in keep]
+    keep = set(args.models.split(",")) if args.models else None
+    models: dict[str, Any] = {m.stem: m for m in int8_models() if keep is None or m.stem in keep}
+    models.update(torch_models(keep))
     rows, skipped = [], []
     for board in args.boards.split(","):
-        for m in models:
+        for name, m in models.items():
             try:
                 rows.append(compare(m, board, args.layers))
             except TinycError as e:
-                skipped.append((m.stem, board, " ".join(str(e).split())[:120]))
+                skipped.append((name, board, " ".join(str(e).split())[:120]))
                 continue
-            print(f"{m.stem} on {board}: done", file=sys.stderr, flush=True)
+            print(f"{name} on {board}: done", file=sys.stderr, flush=True)
     text = table(rows)
     print(text)
     for s in skipped:

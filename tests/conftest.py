@@ -18,6 +18,7 @@ INT8_TFLITE = {
     "hello_world_int8": "tflm_hello_world_sine/hello_world_int8.tflite",
     "kws_micronet_m": "armzoo_micronet_kws_m/kws_micronet_m.tflite",
     "rnnoise_INT8": "armzoo_rnnoise_int8/rnnoise_INT8.tflite",
+    "trained_lstm_int8": "tflm_mnist_lstm/trained_lstm_int8.tflite",
     "mobilenet_v2_quantized_1x3x224x224": (
         "tflm_pytorch_mobilenet_v2_int8/mobilenet_v2_quantized_1x3x224x224.tflite"
     ),
@@ -27,6 +28,7 @@ FLOAT_TFLITE = {
     "pretrainedResnet": "mlperf_tiny_ic_resnet8/pretrainedResnet.tflite",
     "ad01_fp32": "mlperf_tiny_ad_fc_autoencoder/ad01_fp32.tflite",
     "hello_world_float": "tflm_hello_world_sine/hello_world_float.tflite",
+    "trained_lstm": "tflm_mnist_lstm/trained_lstm.tflite",
 }
 ONNX_CNN = {
     "mnist-8": "onnx_mnist8/mnist-8.onnx",

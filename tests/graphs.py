@@ -58,10 +58,10 @@ class Builder:
 
 
 def conv(
-    seed, h, w, c, oc, k, stride, dil, pads, act="NONE", op="CONV_2D", mult=1, groups=1
+    seed, h, w, c, oc, k, stride, dil, pads, act="NONE", op="CONV_2D", mult=1, groups=1, batch=1
 ) -> Graph:
     b = Builder(f"{op.lower()}_{seed}", seed)
-    x = b.act("x", (1, h, w, c))
+    x = b.act("x", (batch, h, w, c))
     if op == "CONV_2D":
         wt = b.weights("w", (oc, k[0], k[1], c // groups), 0)
         n_out = oc
@@ -149,6 +149,46 @@ def fused_cases() -> list[Graph]:
             64, 12, 7, 1, 12, (4, 3), (1, 1), (1, 2, 1, 1), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)
         ),
     ]
+
+
+def depthwise_chain(seed, h, w, c, m1, m2) -> Graph:
+    """Two depthwise layers with multipliers: the second one's output may overlap the input
+    it consumes (tinyc_dwm_s8 gathers each block of pixels before writing it)."""
+    b = Builder(f"dw_chain_{seed}", seed)
+    x = b.act("x", (1, h, w, c))
+    mid, out = c * m1, c * m1 * m2
+    w1, b1 = b.weights("w1", (1, 3, 3, mid), 3), b.bias("b1", mid)
+    b.act("m", (1, 1, 1, mid))
+    b.node(DW, [x, w1, b1], ["m"], stride=(1, 1), dilation=(1, 1), pads=(1, 1, 1, 1),
+           activation="RELU", depth_multiplier=m1)  # fmt: skip
+    w2, b2 = b.weights("w2", (1, 3, 3, out), 3), b.bias("b2", out)
+    b.act("y", (1, 1, 1, out))
+    b.node(DW, ["m", w2, b2], ["y"], stride=(1, 1), dilation=(1, 1), pads=(1, 1, 1, 1),
+           activation="NONE", depth_multiplier=m2)  # fmt: skip
+    return b.finish([x], ["y"])
+
+
+def depthwise_multiplier_cases() -> list[Graph]:
+    """DEPTHWISE_CONV_2D with depth multipliers above 1 (tinyc_dwm_s8): one input channel
+    (the first layer of audio and IMU models) and several, odd sizes, 1xN / Nx1 kernels,
+    strides, dilations, channels in chunks, mixed left and right shifts, two images."""
+    g = [
+        conv(70, 9, 7, 1, 0, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "RELU", DW, mult=8),
+        conv(71, 11, 9, 1, 0, (5, 3), (2, 2), (1, 1), (2, 2, 1, 1), "RELU6", DW, mult=3),
+        conv(72, 1, 23, 1, 0, (1, 7), (1, 2), (1, 2), (0, 0, 6, 5), op=DW, mult=5),
+        conv(73, 13, 2, 3, 0, (7, 1), (2, 1), (1, 1), (3, 3, 0, 0), op=DW, mult=2),
+        conv(74, 8, 9, 5, 0, (3, 3), (1, 1), (2, 2), (2, 2, 2, 2), "RELU", DW, mult=4),
+        conv(75, 6, 5, 40, 0, (5, 5), (1, 1), (1, 1), (2, 2, 2, 2), op=DW, mult=2),
+        conv(77, 7, 1, 2, 0, (4, 1), (1, 1), (1, 1), (2, 1, 0, 0), op=DW, mult=6, batch=2),
+        conv(78, 12, 10, 1, 0, (10, 4), (2, 2), (1, 1), (4, 5, 1, 2), "RELU", DW, mult=7),
+    ]
+    mixed = conv(76, 5, 6, 3, 0, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), op=DW, mult=3)
+    w = mixed.tensors["w"]
+    assert w.quant is not None
+    w.quant.scale[::4] = 4.0  # left shifts for some channels: records keep signed shifts
+    g.append(mixed)
+    g.append(depthwise_chain(79, 12, 10, 3, 4, 2))
+    return g
 
 
 def fully_connected(seed, rows, k, oc, act="NONE", per_channel=True) -> Graph:
@@ -272,6 +312,7 @@ def all_cases() -> list[Graph]:
     g.append(
         conv(11, 6, 5, 4, 0, (5, 2), (1, 2), (1, 1), (2, 2, 0, 1), "RELU6", "DEPTHWISE_CONV_2D")
     )
+    g += depthwise_multiplier_cases()
     # depthwise rows of 10 and 9 pixels (last blocks of six and five), kernels 5 and 6 high
     g.append(conv(45, 6, 10, 12, 0, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), "RELU6", DW))
     g.append(conv(46, 7, 9, 16, 0, (5, 5), (1, 1), (1, 1), (2, 2, 2, 2), op=DW))

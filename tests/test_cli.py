@@ -91,9 +91,20 @@ def test_damaged_and_unsupported_models(tmp_path: Path) -> None:
     bad = tmp_path / "cut.tflite"
     bad.write_bytes(data[: len(data) // 3])
     assert_clean_error(tinyc("inspect", bad), "cut.tflite")
-    gtcrn = model_path("onnx_gtcrn_simple/gtcrn_simple.onnx")
-    r = tinyc("compile", gtcrn, "--board", "nucleo-f746", "-o", tmp_path / "g")
-    assert_clean_error(r, "unsupported operator", "GRU")
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Celu", ["x"], ["y"], name="celu_1")]  # no translation
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
+    odd = tmp_path / "odd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), odd)
+    r = tinyc("compile", odd, "--board", "nucleo-f746", "-o", tmp_path / "g")
+    assert_clean_error(r, "unsupported operator", "Celu (celu_1)")
     assert not (tmp_path / "g").exists()
 
 

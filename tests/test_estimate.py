@@ -135,12 +135,12 @@ def test_cli_text_json_and_plot(tmp_path, capsys):
 
 
 def test_cli_errors(tmp_path, capsys):
-    lstm = model_path("tflm_mnist_lstm/trained_lstm_int8.tflite")
-    rc = main(["estimate", str(lstm), "--board", "nucleo-f746"])
+    pt = model_path("pytorch_bcresnet_sc2/model-sc-2.pt")
+    rc = main(["estimate", str(pt), "--board", "nucleo-f746"])
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tinyc: error:") and "\n" not in err
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in err
+    assert "unknown model format '.pt'" in err
     assert main(["estimate", str(model_path(KWS)), "--board", "no-such-board"]) == 2
     assert "unknown board" in capsys.readouterr().err
     bad = tmp_path / "x.png"

@@ -43,15 +43,20 @@ from tinyc.frontend.tflite import load_tflite
 
 pytest.importorskip("tflite_micro")
 
+#: the int8 models of these tests: the shared set and TFLM's LSTM example (variable tensors,
+#: UNIDIRECTIONAL_SEQUENCE_LSTM's scratch buffers and CMSIS-NN's kernel sums)
+MODELS = {**INT8_TFLITE, "trained_lstm_int8": "tflm_mnist_lstm/trained_lstm_int8.tflite"}
+FAST = [*FAST_INT8, "trained_lstm_int8"]
+
 
 def _written(model: str) -> bytes:
-    return write_tflite(load_tflite(model_path(INT8_TFLITE[model])))
+    return write_tflite(load_tflite(model_path(MODELS[model])))
 
 
 # -- arena: TFLM's planner, ported ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", list(INT8_TFLITE))
+@pytest.mark.parametrize("model", list(MODELS))
 def test_planner_port_reproduces_the_host_tflm_head(model):
     """TFLM's greedy planner, fed the reference kernels' buffers, lays the tensors out
     exactly as the host TFLM did (its non-persistent 'head')."""
@@ -61,7 +66,7 @@ def test_planner_port_reproduces_the_host_tflm_head(model):
     assert (head + 15) // 16 * 16 == host.allocations(data).head
 
 
-@pytest.mark.parametrize("model", FAST_INT8)
+@pytest.mark.parametrize("model", FAST)
 def test_arena_estimate_is_built_from_the_host_measurement(model):
     data = _written(model)
     alloc = host.allocations(data)
@@ -281,7 +286,7 @@ BOARDS = ["mps2-an386", "mps3-an547"]  # Cortex-M4 (DSP) and Cortex-M55 (MVE)
 
 
 @pytest.mark.parametrize("board", BOARDS)
-@pytest.mark.parametrize("model", FAST_INT8)
+@pytest.mark.parametrize("model", FAST)
 def test_tflm_project_runs_bit_exact_and_its_arena_is_tight(model, board, tflm_env, tmp_path):
     """The generated project, built against TFLM + CMSIS-NN, runs in QEMU bit-exact with
     tinyc's interpreter (= TFLM's reference kernels); its arena is at least TFLM's need
@@ -291,7 +296,7 @@ def test_tflm_project_runs_bit_exact_and_its_arena_is_tight(model, board, tflm_e
     from tinyc.interpreter import run as run_reference
     from tinyc.modelio import random_inputs, to_external
 
-    g = load_tflite(model_path(INT8_TFLITE[model]))
+    g = load_tflite(model_path(MODELS[model]))
     out = tmp_path / "p"
     report = compile_model(g, CompileOptions(board=board, backend="tflm"), out)
     elf = _build(out, board, tflm_env, tmp_path / "b1")
@@ -328,3 +333,66 @@ def test_tflm_project_with_a_transpose_builds_and_runs(board, tflm_env, tmp_path
     res = run_emulated(elf, load_board(board), ext, count_instructions=False)
     got = np.frombuffer(res.outputs[0], dtype=want.dtype).reshape(want.shape)
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_tflm_projects_with_recurrent_layers(board, tflm_env, tmp_path):
+    """IR-built recurrent layers on real TFLM + CMSIS-NN, three invocations per firmware run
+    (the harness's steps; state carries over as on a device):
+
+    * a streaming int8 LSTM: CMSIS-NN's kernel starts every invocation from a zero state
+      (TFLM's glue passes it no state), so every step equals a fresh run, and compile says so;
+    * a float streaming LSTM (TFLM's reference float path): the state carries over;
+    * a reverse int8 LSTM, time-major, with its final hidden state as an output;
+    * an unrolled streaming int8 GRU: equals the unrolled graph the project stores, its state
+      written back into TFLM's variable tensor."""
+    from test_tflm_recurrent import recurrent_graph
+
+    from tinyc.backends.tflm.project import compile_tflm_project
+    from tinyc.boards import load_board
+    from tinyc.emulate.qemu import run_emulated
+    from tinyc.interpreter import State
+    from tinyc.interpreter import run as run_reference
+    from tinyc.modelio import random_inputs, to_external
+    from tinyc.project import load_project_graph
+
+    cases = {
+        "lstm_int8_stream": recurrent_graph("LSTM", seed=11, quant=True, state="stream", h_zp=5,
+                                            batch=2, time=6, hidden=8),
+        "lstm_float_stream": recurrent_graph("LSTM", seed=12, state="stream", batch=2),
+        "lstm_int8_reverse": recurrent_graph("LSTM", seed=13, quant=True, reverse=True,
+                                             final=True, final_cell=False, time_major=True,
+                                             batch=2),
+        "gru_int8_stream": recurrent_graph("GRU", seed=14, quant=True, state="stream",
+                                           final=True, realistic=True, time=4),
+    }  # fmt: skip
+    for name, g in cases.items():
+        out = tmp_path / name
+        opts = CompileOptions(board=board, backend="tflm")
+        if g.is_quantized:
+            report = compile_model(g, opts, out)
+        else:  # compile_model quantizes float graphs; the TFLM project itself takes them
+            report = compile_tflm_project(g, load_board(board), out, opts)
+        stored = load_project_graph(out)  # the unrolled graph for the GRU
+        elf = _build(out, board, tflm_env, tmp_path / f"b_{name}")
+        steps = [random_inputs(g, k) for k in range(3)]
+        ext = [[to_external(g, n, x) for n, x in zip(g.inputs, xs, strict=True)] for xs in steps]
+        res = run_emulated(elf, load_board(board), ext[0], more_steps=ext[1:],
+                           count_instructions=False)  # fmt: skip
+        fresh_every_step = name == "lstm_int8_stream"
+        if fresh_every_step:
+            assert any("starts every invocation from a zero state" in n for n in report.notes)
+        state = State(stored)
+        for k, xs in enumerate(steps):
+            ref = run_reference(stored, xs, state=None if fresh_every_step else state)
+            if name == "gru_int8_stream":  # the unrolled graph writes its state back by copy
+                state.values["h0"][...] = ref["h_final"]
+            for i, n in enumerate(g.outputs):
+                want = to_external(g, n, ref[n])
+                raw = res.outputs[i][k * want.nbytes : (k + 1) * want.nbytes]
+                got = np.frombuffer(raw, want.dtype).reshape(want.shape)
+                where = f"{name} on {board}, output {n}, step {k}"
+                if want.dtype == np.float32:
+                    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=where)
+                else:
+                    np.testing.assert_array_equal(got, want, err_msg=where)

@@ -439,6 +439,32 @@ def boards(as_json: bool) -> None:
         click.echo(format_boards(list_boards()))
 
 
+@cli.command("ops")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--markdown", is_flag=True, help="The markdown table of the README.")
+@click.option(
+    "--update-readme",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rewrite the table between the ops-table markers of this README.",
+)
+def ops(as_json: bool, markdown: bool, update_readme: Path | None) -> None:
+    """Operator coverage: per IR op, the TFLite / ONNX / PyTorch operators that map to it,
+    the interpreter's float and int8 support, and the C and TFLM backends. Read from the
+    code's own tables."""
+    from tinyc import coverage as cov
+
+    table = cov.coverage()
+    if update_readme is not None:
+        cov.update_readme(update_readme, table)
+        click.echo(f"updated {update_readme}")
+    elif as_json:
+        _emit_json(table.to_dict())
+    elif markdown:
+        click.echo(cov.markdown(table), nl=False)
+    else:
+        click.echo(cov.text(table), nl=False)
+
+
 @cli.command("setup-emulator")
 @click.option("--force", is_flag=True, help="Rebuild the plugin even if it is cached.")
 def setup_emulator(force: bool) -> None:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from tinyc.boards import Board
 from tinyc.estimate.calibration import CoreCalibration
-from tinyc.estimate.features import ALIASES, KERNELS, VARIANTS, Features, node_features
+from tinyc.estimate.features import (
+    ALIASES,
+    KERNELS,
+    VARIANTS,
+    Features,
+    main_kernels,
+    node_features,
+)
 from tinyc.ir.graph import Graph, Node
 
 FLASH_LINE = 16
@@ -45,11 +52,12 @@ def node_cost(core: CoreCalibration, calls: Counter[str], node: Node, g: Graph,
     cost = NodeCost(dict(calls))
     helper = node.op.startswith("tinyc:")  # fused: producers run under the last kernel
     args = args or {}
+    costed = main_kernels(calls)
     # a fused node's calls each compute one member: costed one by one
     jobs = (
-        [(k, 1, [a]) for k in calls for a in args.get(k, [])]
+        [(k, 1, [a]) for k in costed for a in args.get(k, [])]
         if helper
-        else [(k, n, args.get(k)) for k, n in calls.items()]
+        else [(k, n, args.get(k)) for k, n in costed.items()]
     )
     missing = []
     for kernel, n, kargs in jobs:

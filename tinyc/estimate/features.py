@@ -12,12 +12,19 @@ changes its loop structure needs its feature function changed, then a new calibr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyc.backends.cmsis.emit.conv import RING_HWC, RING_QUADS_U8, ConvEmitter, dw_ring
+from tinyc.backends.cmsis.emit.conv import (
+    RING_HWC,
+    RING_QUADS_U8,
+    ConvEmitter,
+    dw_ring,
+    dwm_blocking,
+)
 from tinyc.backends.cmsis.emit.conv import _geometry as conv_geometry
 from tinyc.backends.cmsis.emit.fused import ChainShape
 from tinyc.backends.cmsis.emit.matrix import layout_for
@@ -340,8 +347,8 @@ def _ring_fills(geo: dict[str, int]) -> int:
 
 def depthwise_ring(node: Node, g: Graph, calls: int, t: Target) -> Features:
     """tinyc_dw_s8: input rows copied (or, fused, produced) once into a ring of padded rows;
-    unrolled taps per 4 channels (DSP), per 4 pixels x 4 channels (Helium, right shifts
-    only), or one channel at a time."""
+    unrolled taps per 4 channels (DSP, a last partial quad included), per 4 pixels x 4
+    channels (Helium, right shifts only), or one channel at a time."""
     fused = node.op == FUSED_CONV_DW
     dw = node.attrs["dw"] if fused else node
     f = Features()
@@ -358,7 +365,7 @@ def depthwise_ring(node: Node, g: Graph, calls: int, t: Target) -> Features:
     f.add(f.insn, "out_rows", calls * out_h)
     f.add(f.insn, "row_taps", calls * out_h * k_h)
     f.add(f.insn, "ring_rows", calls * filled)
-    quads = tail = 0
+    quads = tail = part = 0
     ring = dw_ring(dw, g, t.kernels)
     if ring == RING_QUADS_U8:  # unsigned quad-major rows, a channel at a time
         f.add(f.insn, "u8_fill_px", calls * filled * copy_w * ch)
@@ -401,17 +408,23 @@ def depthwise_ring(node: Node, g: Graph, calls: int, t: Target) -> Features:
         f.add(f.insn, "sq_taps", calls * pixels * ch * taps)
         _requant(f, dw, g, calls * pixels * ch, calls)
     else:
+        # DSP: the last ch % 4 channels as one more quad, its spare lanes dropped
         quads = ch // 4 if t.dsp else 0
-        tail = ch - 4 * quads
+        part = int(t.dsp and ch % 4 > 0)
+        tail = 0 if t.dsp else ch
         f.add(f.insn, "pixels", calls * pixels)
+        f.add(f.insn, "part_quads", calls * pixels * part)
+        f.add(f.insn, "part_quad_taps", calls * pixels * part * taps)
+        f.add(f.insn, "part_lane_taps", calls * pixels * taps * (ch % 4 if t.dsp else 0))
         f.add(f.insn, "quads", calls * pixels * quads)
         f.add(f.insn, "quad_taps", calls * pixels * quads * taps)
         f.add(f.insn, "tail", calls * pixels * tail)
         f.add(f.insn, "tail_taps", calls * pixels * tail * taps)
         _requant(f, dw, g, calls * pixels * ch, calls)
     f.add(f.code, "calls", calls)
-    f.add(f.code, "quad_taps_calls", calls * taps * int(quads > 0))
+    f.add(f.code, "quad_taps_calls", calls * taps * int(quads > 0 or part))
     f.add(f.code, "quad_loop_calls", calls * int(quads > 1))
+    f.add(f.code, "part_quad_calls", calls * part)
     f.add(f.code, "tail_calls", calls * int(tail > 0))
     f.add(f.code, "tail_taps_calls", calls * taps * int(tail > 0))
     f.add(f.code, "pad_calls", calls * int(any(attr(dw, "pads"))))
@@ -452,6 +465,78 @@ def depthwise_generic(node: Node, g: Graph, calls: int, t: Target) -> Features:
     f.add(f.insn, "rq_general", calls * pixels * out_c)
     f.add(f.code, "calls", calls)
     f.weight_reads = calls * (int(taps.sum()) * out_c + pixels * out_c * 12)
+    return f
+
+
+def depthwise_multiplier(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_dwm_s8 (depth multiplier above 1): per block of output pixels and chunk of
+    channels, each pixel's receptive field gathered channel-major (a memcpy per kernel row
+    for one channel), then per channel the matrix kernel over its group's filters."""
+    f = Features()
+    geo = conv_geometry(node, g)
+    ch, k_h, k_w = geo["in_c"], geo["k_h"], geo["k_w"]
+    k, mult = k_h * k_w, geo["out_c"] // geo["in_c"]
+    _, k4, cb = dwm_blocking(geo, t.kernels)
+    chunks = _ceil(ch, cb)
+    pixels = geo["out_h"] * geo["out_w"]
+    slots, blocks, ones = _slots([(0, pixels)], 2 if t.quads else t.rows, lone=not t.quads)
+    oy, ox = np.divmod(slots, geo["out_w"])
+    y0, x0 = oy * geo["s_h"] - geo["pad_t"], ox * geo["s_w"] - geo["pad_l"]
+    inside = (
+        (y0 >= 0)
+        & (y0 + (k_h - 1) * geo["dil_h"] < geo["in_h"])
+        & (x0 >= 0)
+        & (x0 + (k_w - 1) * geo["dil_w"] < geo["in_w"])
+    )
+    n_in = int(inside.sum())
+    f.add(f.insn, "calls", 1)
+    f.add(f.insn, "blocks", blocks + ones)
+    f.add(f.insn, "chunk_slots", len(slots) * chunks)
+    if ch == 1:
+        if geo["dil_w"] == 1:
+            _copies(f, t, "cpy", k_w, n_in * k_h)
+        else:
+            f.add(f.insn, "g_taps_in", n_in * k)
+        _im2col(f, t, geo, 1, False, slots[~inside], k4)
+        f.add(f.code, "one_channel", 1)
+    else:
+        f.add(f.insn, "g_taps_in", n_in * k * chunks)
+        f.add(f.insn, "g_bytes_in", n_in * k * ch)
+        f.add(f.insn, "g_taps_edge", (len(slots) - n_in) * k * chunks)
+        f.add(f.insn, "g_bytes_edge", (len(slots) - n_in) * k * ch)
+    f.add(f.insn, "groups", (blocks + ones) * ch)
+    if t.quads:
+        right = right_shifts_only(node, g)
+        quads = _quads(f, blocks * ch, k, mult, pairs=True, right=right)
+        if not right:
+            _requant(f, node, g, len(slots) * geo["out_c"], 1, len(slots) * ch * quads)
+        else:
+            f.add(f.code, "right_calls", 1)
+        f.weight_reads = blocks * ch * quads * (64 * _ceil(k, 16) + 48)
+    else:
+        if t.dsp:
+            _rows(f, t, len(slots) * ch, k4)
+        _matrix(f, t, blocks * ch, t.rows, k4, mult)
+        if ones:
+            _matrix(f, t, ones * ch, 1, k4, mult)
+        _requant(f, node, g, len(slots) * geo["out_c"], 1)
+        _loops(f, 1, k4 // 4, _ceil(mult, 2), 3 * min(mult, 2))
+        f.add(f.code, "odd_calls", mult % 2)
+        f.weight_reads = (blocks + ones) * ch * _ceil(mult, 2) * (2 * k4 + 24)
+    f.add(f.code, "calls", 1)
+    # the gather's loops, unrolled (up to 16 trips, constant ones fully) in each inlined copy
+    if ch == 1:
+        f.add(f.code, "ch1_rows", min(k_h, 16))
+    else:
+        # gcc unrolls the inside path's tap x channel copies while they stay few
+        body = k * min(ch, cb)
+        f.add(f.code, "in_body" if body <= 640 else "in_rolled", body if body <= 640 else 1)
+        f.add(f.code, "edge_body", min(ch, 16) * int(n_in < len(slots)))
+    f.add(f.code, "edge_calls", int(n_in < len(slots)))
+    if calls > 1:  # the same call per image (each an inlined copy)
+        f.insn = {n: v * calls for n, v in f.insn.items()}
+        f.code = {n: v * calls for n, v in f.code.items()}
+        f.weight_reads *= calls
     return f
 
 
@@ -610,6 +695,244 @@ def memcpy(node: Node, g: Graph, calls: int, t: Target) -> Features:
     return f
 
 
+# -- recurrent layers (tinyc_rnn.h) ---------------------------------------------------------
+
+#: the kernels of tinyc_rnn.h and the op each runs
+RECURRENT = {"tinyc_lstm_s8": "LSTM", "tinyc_gru_s8": "GRU", "tinyc_rnn_s8": "RNN"}
+
+
+def _rnn_layout(t: Target) -> tuple[str, int]:
+    """The recurrent kernels' matrix path on a target and the steps one input-side pass
+    computes (tinyc_rnn_block): DSP pairs 3, unsigned pairs 2, Helium quads (and the pair
+    layout in plain C) 1."""
+    if t.kernels == "mve":
+        return "quads", 1
+    if t.kernels == "plain":
+        return "upairs", 2
+    return ("pairs", 3) if t.dsp else ("c", 1)
+
+
+def _rnn_rq(f: Features, part: str, shifts: list[int], count: float) -> None:
+    """``count`` values through tinyc_rnn_rq with each of ``shifts``: right shifts take the
+    short path, the others TFLite's general multiply."""
+    general = sum(1 for s in shifts if s >= 0)
+    f.add(f.insn, f"{part}_rq", count * len(shifts))
+    f.add(f.insn, f"{part}_rq_general", count * general)
+
+
+def _rnn_copy(f: Features, t: Target, kind: str, size: int, count: float, site: bool) -> None:
+    """``count`` constant-size copies of ``size`` bytes from one place in the code (``site``:
+    compiled in; an inlined copy's code grows with its size)."""
+    _copies(f, t, kind, size, count)
+    if site and size > 0:
+        limit = t.memcpy_inline_max if kind == "cpy" else t.memset_inline_max
+        if size <= limit:
+            f.add(f.code, f"{kind}_inl_sites", 1)
+            f.add(f.code, f"{kind}_inl_bytes", size)
+        else:
+            f.add(f.code, f"{kind}_call_sites", 1)
+
+
+def _rnn_row(f: Features, t: Target, lay: str, k: int, count: float, site: bool) -> None:
+    """tinyc_rnn_row for ``count`` rows of k values: copied and flipped (unsigned pairs),
+    staged when k % 4 and widened to int16 (DSP pairs), or read in place."""
+    k4 = _ceil(k, 4) * 4
+    if lay == "upairs":
+        _rnn_copy(f, t, "cpy", k, count, site)
+        _rnn_copy(f, t, "set", k4 - k, count, site)
+        f.add(f.insn, "flip_groups", count * (k4 // 4))
+    elif lay == "pairs":
+        if k != k4:
+            _rnn_copy(f, t, "cpy", k, count, site)
+            _rnn_copy(f, t, "set", k4 - k, count, site)
+        f.add(f.insn, "row_groups", count * (k4 // 4))
+    f.add(f.insn, "rows", count)
+    f.add(f.code, "row_sites", int(site))
+
+
+def _rnn_gates(f: Features, lay: str, k: int, gate_rows: int, shifts: list[int], count: float,
+               add: bool) -> None:  # fmt: skip
+    """tinyc_rnn_gates over whole gates (one per entry of ``shifts``) of ``gate_rows`` rows
+    of k values, ``count`` times: a tinyc_rnn_mv4 per four rows (one-row assembly kernel,
+    Helium VMLADAVA blocks of 16, or C), each row requantized to int16 (added to what the
+    output holds when ``add``)."""
+    k4 = _ceil(k, 4) * 4
+    groups = k4 // 4
+    quads = count * len(shifts) * gate_rows // 4
+    f.add(f.insn, "gates", count * len(shifts))
+    f.add(f.insn, "mv_calls", quads)
+    f.add(f.code, "gate_sites", 1)
+    if lay == "upairs":
+        f.add(f.insn, "mv_u_groups", quads * groups)
+        f.weight_reads += quads * (4 * k4 + 16)
+    elif lay == "pairs":
+        f.add(f.insn, "mv_single", quads * (groups % 4))
+        f.add(f.insn, "mv_quad", quads * (groups // 4))
+        f.weight_reads += quads * (4 * k4 + 16)
+    elif lay == "quads":
+        f.add(f.insn, "mv_blocks", quads * (k // 16))
+        f.add(f.insn, "mv_tail", quads * int(k % 16 > 0))
+        f.add(f.code, "mv_tail_sites", int(k % 16 > 0))
+        f.weight_reads += quads * (4 * _ceil(k, 16) * 16 + 16)
+    else:
+        f.add(f.insn, "mv_macs", quads * 4 * k)
+        f.weight_reads += quads * (4 * k4 + 16)
+    for s in shifts:  # Helium: right-shift gates four rows at a time
+        if lay == "quads" and s < 0:
+            f.add(f.insn, "g_vec", count * gate_rows // 4)
+            f.add(f.insn, "g_add_vec", count * gate_rows // 4 * int(add))
+        else:
+            _rnn_rq(f, "g", [s], count * gate_rows)
+            f.add(f.insn, "g_add", count * gate_rows * int(add))
+
+
+def _rnn_xblocks(f: Features, t: Target, lay: str, k: int, gate_rows: int,
+                 shifts: list[int], nbs: list[int], code: tuple[bool, bool]) -> None:  # fmt: skip
+    """tinyc_rnn_xblock for blocks of ``nbs`` steps each: the input-side pre-activations of
+    a block in one pass of the three-row (DSP) or two-row (unsigned pairs) kernels over
+    every channel pair, or step by step through the one-row path. ``code``: whether the
+    block path and the one-row path are compiled in."""
+    k4 = _ceil(k, 4) * 4
+    groups = k4 // 4
+    pairs = len(shifts) * gate_rows // 2
+    multi = [nb for nb in nbs if nb > 1 and lay in ("pairs", "upairs")]
+    single = sum(nb for nb in nbs if not (nb > 1 and lay in ("pairs", "upairs")))
+    f.add(f.insn, "xblocks", len(nbs))
+    n = len(multi)
+    if code[0]:
+        f.add(f.insn, "xm_blocks", n)
+        f.add(f.insn, "xm_gates", n * len(shifts))
+        f.add(f.insn, "xm_calls", n * pairs)
+        if lay == "pairs":
+            if k != k4:
+                _rnn_copy(f, t, "cpy", k, 3 * n, True)
+                _rnn_copy(f, t, "set", k4 - k, 3 * n, True)
+            f.add(f.insn, "row_groups", 3 * n * groups)
+            f.add(f.insn, "xm_single", n * pairs * (groups % 4))
+            f.add(f.insn, "xm_quad", n * pairs * (groups // 4))
+            f.weight_reads += n * pairs * (2 * k4 + 8)
+        else:
+            for _ in range(2):
+                _rnn_copy(f, t, "cpy", k, n, True)
+                _rnn_copy(f, t, "set", k4 - k, n, True)
+            f.add(f.insn, "flip_groups", 2 * n * groups)
+            f.add(f.insn, "xm_u_groups", n * pairs * groups)
+            f.weight_reads += n * pairs * (2 * k4 + 8)
+        # every channel pair requantizes its two channels for each step of the block
+        for s in shifts:
+            _rnn_rq(f, "x", [s], gate_rows * sum(multi if lay == "pairs" else [2] * n))
+    if code[1]:
+        _rnn_row(f, t, lay, k, single, True)
+        _rnn_gates(f, lay, k, gate_rows, shifts, single, add=False)
+
+
+#: blocks of three steps up to which gcc (12, -O2) resolves the size of every block of a
+#: one-sequence recurrent layer (measured: 12 steps are three-step blocks only, 15 compile
+#: the one-step path too; with a batch loop around, every length resolves)
+_RNN_KNOWN_BLOCKS = 4
+
+
+def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_lstm_s8 / tinyc_gru_s8 / tinyc_rnn_s8 (tinyc_rnn.h) and the node function
+    around it: per batch, the steps in blocks (the input side of a block in one matrix
+    pass), per step the recurrent side over every gate row and the element-wise cell
+    update per unit (sigmoid / tanh table interpolations, products requantized), the
+    output row copied out; before, the working copies of initial states that are not model
+    states; after, the final states the model reads.
+
+    The layer's sizes are constants of the inlined kernel: the code holds only the paths
+    they reach, and inlined copies whose code grows with their size."""
+    from tinyc.backends.cmsis.emit.recurrent import _work_buffers, gates_of
+    from tinyc.ir.ops import get_op
+
+    f = Features()
+    op = get_op(node.op)
+    d = op.dims(node, g)
+    lay, blk = _rnn_layout(t)
+    n, n4 = d.hidden, _ceil(d.hidden, 4) * 4
+    gates, _, _ = gates_of(node, g)
+    xs = [gt.gx[1] for gt in gates]
+    hs = [gt.gh[1] for gt in gates]
+    steps = d.batch * d.time
+    nbs = [min(blk, d.time - s0) for s0 in range(0, d.time, blk)] * d.batch
+    # the compiler knows which block sizes the steps give (constant sizes; blocks of three:
+    # up to _RNN_KNOWN_BLOCKS blocks) and leaves out a path no block takes
+    multi_code = any(nb > 1 for nb in nbs) and lay in ("pairs", "upairs")
+    known = blk != 3 or d.batch > 1 or _ceil(d.time, blk) <= _RNN_KNOWN_BLOCKS
+    single_code = not multi_code or any(nb == 1 for nb in nbs) or not known
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "batches", d.batch)
+    f.add(f.insn, "steps", steps)
+    _rnn_xblocks(f, t, lay, d.input, n4, xs, nbs, (multi_code, single_code))
+    _rnn_row(f, t, lay, n, steps, True)  # the hidden state, ready for the matrix kernels
+    units = steps * n
+    # Helium: the element-wise loops four units at a time when their products requantize
+    # by right shifts (else one unit at a time, as elsewhere)
+    vec = lay == "quads"
+    vecs = steps * _ceil(n, 4)
+
+    def cell_loop(name: str, shifts: list[int]) -> None:
+        if vec and all(s < 0 for s in shifts):
+            f.add(f.insn, f"{name}_vecs", vecs)
+            f.add(f.code, f"{name}_vec", 1)
+        else:
+            f.add(f.insn, f"{name}_units", units)
+            _rnn_rq(f, "c", shifts, units)
+        f.add(f.code, "c_general", sum(1 for s in shifts if s >= 0))
+
+    if node.op == "LSTM":
+        q = op.quant_params(node, g)
+        _rnn_gates(f, lay, n, n4, hs, steps, add=True)
+        cell_loop("lstm", [q.forget_mul[1], q.input_mul[1], q.output_mul[1]])
+        if "lstm_units" in f.insn:
+            f.add(f.insn, "clip_units", units * int(q.cell_clip > 0))
+        f.add(f.code, "clip", int(q.cell_clip > 0))
+        tables = 5
+    elif node.op == "GRU":
+        q = op.quant_params(node, g)
+        _rnn_gates(f, lay, n, n4, hs[:2], steps, add=True)
+        if attr(node, "linear_before_reset"):
+            _rnn_gates(f, lay, n, n4, hs[2:], steps, add=False)
+            cell_loop("lbr", [q.reset_mul[1]])
+            f.add(f.code, "lbr", 1)
+        else:
+            cell_loop("reset", [q.reset_mul[1]])
+            f.add(f.code, "nonlbr", 1)
+            _rnn_row(f, t, lay, n, steps, True)
+            _rnn_gates(f, lay, n, n4, hs[2:], steps, add=True)
+        cell_loop("gru", [q.keep_mul[1], q.update_mul[1]])
+        tables = 3
+    else:
+        q = op.quant_params(node, g)
+        _rnn_gates(f, lay, n, n4, hs, steps, add=True)
+        relu = q["act"] == "Relu"
+        cell_loop("relu" if relu else "act", [] if relu else [q["out"][1]])
+        f.add(f.code, "relu" if relu else "act", 1)
+        tables = 0 if relu else 1
+    f.weight_reads += 4 * tables * units  # two table entries per sigmoid / tanh
+    if node.outputs[0]:
+        _rnn_copy(f, t, "cpy", n, steps, True)
+    # the node function's working copies of initial states, and its final-state outputs
+    for slot, nbytes, _ in _work_buffers(node, g):
+        src = g.inp(node, slot)
+        if src is None:
+            _rnn_copy(f, t, "set", nbytes, 1, True)
+        else:
+            _rnn_copy(f, t, "cpy", src.nbytes, 1, True)
+    for name in node.outputs[1:]:
+        if name:
+            _rnn_copy(f, t, "cpy", g.tensors[name].nbytes, 1, True)
+    f.add(f.code, node.op.lower(), calls)
+    f.add(f.code, "x_multi", int(multi_code))
+    f.add(f.code, "x_single", int(single_code))
+    f.add(f.code, "blocks", int(d.time > blk))
+    f.add(f.code, "nb_runtime", int(not known))  # loops over a block's steps left generic
+    f.add(f.code, "batch", int(d.batch > 1))
+    f.add(f.code, "reverse", int(bool(attr(node, "reverse")) and d.time > 1))
+    f.add(f.code, "time_major", int(bool(attr(node, "time_major")) and d.time > 1 and d.batch > 1))
+    return f
+
+
 FeatureFn = Callable[..., Features]
 
 #: kernel function called by a node function -> its features
@@ -618,6 +941,7 @@ KERNELS: dict[str, FeatureFn] = {
     "tinyc_fc_s8": fully_connected,
     "tinyc_dw_s8": depthwise_ring,
     "tinyc_depthwise_s8": depthwise_generic,
+    "tinyc_dwm_s8": depthwise_multiplier,
     "tinyc_avgpool_s8": pool,
     "tinyc_maxpool_s8": pool,
     "tinyc_addsub_s8": elementwise,
@@ -634,6 +958,7 @@ KERNELS: dict[str, FeatureFn] = {
     "tinyc_transpose": transpose,
     "memcpy": memcpy,
     "tinyc_move_down": memcpy,  # (fused chains only: chain_features)
+    **dict.fromkeys(RECURRENT, recurrent),
 }
 
 
@@ -641,8 +966,24 @@ KERNELS: dict[str, FeatureFn] = {
 #: that needs them, as named in Features.links
 VARIANTS = {"tinyc_fc_s8": ("tinyc_mm_dsp.o:.text", "tinyc_mm_mve.o:.text")}
 
-#: kernels costed with another kernel's calibration (same loop, no layers of their own)
-ALIASES = {"memcpy": "tinyc_copy_blocks", "tinyc_move_down": "tinyc_copy_blocks"}
+#: kernels costed with another kernel's calibration: the same loop without layers of its own
+#: (copies), or kernels sharing their parts, calibrated together (the recurrent kernels)
+ALIASES = {
+    "memcpy": "tinyc_copy_blocks",
+    "tinyc_move_down": "tinyc_copy_blocks",
+    **dict.fromkeys(RECURRENT, "tinyc_rnn.h"),
+}
+
+#: calls in a node function that its main kernel's features count (a recurrent layer's
+#: working copies of its states)
+ABSORBS = dict.fromkeys(RECURRENT, ("memcpy", "memset"))
+
+
+def main_kernels(calls: Counter[str]) -> Counter[str]:
+    """The calls of a node function the cost model costs one by one: those another call's
+    features count (ABSORBS) left out."""
+    absorbed = {a for k in calls for a in ABSORBS.get(k, ())}
+    return Counter({k: n for k, n in calls.items() if k not in absorbed})
 
 
 #: op kinds a kernel computes, to find the member of a fused node a call is for

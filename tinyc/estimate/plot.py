@@ -51,9 +51,11 @@ def plot_estimate(est: Estimate, path: str | Path) -> Path:
         )  # fmt: skip
     ax.set_ylim(0, max(top, 1) * 1.08)
     ax.set_ylabel("arena offset (bytes)")
+    state = est.sizes.get("state", 0)
     ax.set_title(
-        f"{est.model} on {est.board} ({est.backend}): {est.sizes['arena']:,} B arena, "
-        f"{est.latency_ms:.2f} ms estimated"
+        f"{est.model} on {est.board} ({est.backend}): {est.sizes['arena']:,} B arena"
+        + (f" + {state:,} B persistent state" if state else "")
+        + f", {est.latency_ms:.2f} ms estimated"
     )
     ops = sorted({x.op for x in est.layers})
     color = {op: cmap(i % 20) for i, op in enumerate(ops)}

@@ -50,6 +50,8 @@ class Layer:
     latency_ms: float
     code_bytes: float
     stack_bytes: int
+    scratch_bytes: int = 0  # of live_bytes, the layer's own scratch buffer
+    state_bytes: int = 0  # persistent state the layer keeps (outside the arena)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,8 @@ class Layer:
             "macs": self.macs,
             "weight_bytes": self.weight_bytes,
             "live_bytes": self.live_bytes,
+            "scratch_bytes": self.scratch_bytes,
+            "state_bytes": self.state_bytes,
             "instructions": round(self.instructions),
             "cycles": round(self.cycles),
             "flash_wait_cycles": round(self.flash_wait_cycles),
@@ -104,7 +108,9 @@ class Estimate:
     kernels: str  # kernel variants (plain / dsp / mve) or "tflm"
     clock_hz: int
     layers: list[Layer]
-    sizes: dict[str, int]  # text rodata data bss arena stack flash ram (validated firmware)
+    #: text rodata data bss arena stack flash ram (as the validated firmware's ELF), and
+    #: state: the persistent recurrent state (inside data or bss)
+    sizes: dict[str, int]
     parts: dict[str, int]  # flash and RAM by origin
     stack_used: int
     outside_instructions: float
@@ -155,6 +161,7 @@ class Estimate:
             "flash_bytes": s["flash"],
             "ram_bytes": s["ram"],
             "arena_bytes": s["arena"],
+            "state_bytes": s.get("state", 0),
             "stack_bytes": s["stack"],
             "stack_used_bytes": self.stack_used,
             "peak_ram_bytes": s["arena"] + s["data"] + s["bss"] + self.stack_used,
@@ -164,7 +171,7 @@ class Estimate:
             "cycles": round(self.cycles),
             "flash_wait_cycles": round(sum(x.flash_wait_cycles for x in self.layers)),
             "latency_ms": round(self.latency_ms, 4),
-            "elf": dict(s),
+            "elf": {k: v for k, v in s.items() if k != "state"},
             "parts": dict(self.parts),
             "board_firmware": dict(self.board_firmware),
             "budget": [r.to_json() for r in self.budget],
@@ -176,6 +183,8 @@ class Estimate:
 
     def format_text(self) -> str:
         mhz = self.clock_hz / 1e6
+        s, p = self.sizes, self.parts
+        state = s.get("state", 0)
         rows = [
             [
                 x.index,
@@ -186,6 +195,8 @@ class Estimate:
                 fmt_int(x.macs),
                 fmt_int(x.weight_bytes),
                 fmt_int(x.live_bytes),
+                fmt_int(x.scratch_bytes),
+                *([fmt_int(x.state_bytes)] if state else []),
                 fmt_int(round(x.instructions)),
                 fmt_int(round(x.cycles)),
                 f"{x.latency_ms:.3f}",
@@ -193,13 +204,19 @@ class Estimate:
             for x in self.layers
         ]
         head = ["#", "layer", "op", "output", "params", "MACs", "weights B", "live B",
-                "instr", "cycles", "ms"]  # fmt: skip
-        s, p = self.sizes, self.parts
+                "scratch B", *(["state B"] if state else []), "instr", "cycles", "ms"]  # fmt: skip
+        ram = (
+            f"SRAM:  {fmt_int(s['ram'])} B = arena {fmt_int(s['arena'])} (scratch "
+            f"{fmt_int(p['scratch'])} inside)"
+            + (f" + state {fmt_int(state)} (persistent, outside the arena)" if state else "")
+            + f" + runtime state {fmt_int(s['data'] + s['bss'] - state)}"
+            f" + stack {fmt_int(s['stack'])} reserved ({fmt_int(self.stack_used)} used)"
+        )
         lines = [
             f"{self.model} on {self.board} ({self.core}, {mhz:g} MHz), {self.backend} backend, "
             f"{self.kernels} kernels",
             "",
-            render(head, rows, right={0, 4, 5, 6, 7, 8, 9, 10}),
+            render(head, rows, right={0, *range(4, len(head))}),
             "",
             f"total: {fmt_int(self.macs)} MACs, {fmt_int(round(self.instructions))} "
             f"instructions, {fmt_int(round(self.cycles))} cycles = {self.latency_ms:.3f} ms "
@@ -207,9 +224,7 @@ class Estimate:
             f"flash: {fmt_int(s['flash'])} B = weights and constants {fmt_int(p['constants'])}"
             f" + kernel code {fmt_int(p['kernel_code'])} + runtime and start-up "
             f"{fmt_int(p['runtime'])}",
-            f"SRAM:  {fmt_int(s['ram'])} B = arena {fmt_int(s['arena'])} (scratch "
-            f"{fmt_int(p['scratch'])} inside) + runtime state {fmt_int(s['data'] + s['bss'])}"
-            f" + stack {fmt_int(s['stack'])} reserved ({fmt_int(self.stack_used)} used)",
+            ram,
             "",
             f"budget on {self.board} (its firmware: {fmt_int(self.board_firmware['flash_bytes'])}"
             f" B flash, {fmt_int(self.board_firmware['ram_bytes'])} B RAM):",
@@ -360,6 +375,13 @@ def estimate_cmsis(g: Graph, board: Board) -> Estimate:
                     if x and gg.tensors[x].is_const
                 ),
                 live_bytes=live_bytes(gen.plan, i),
+                scratch_bytes=gen.plan.scratch.get(i, (0, 0))[1],
+                state_bytes=sum(
+                    gg.tensors[x].nbytes
+                    for n in parts
+                    for x in dict.fromkeys(n.inputs)
+                    if x in gen.plan.state_offsets
+                ),
                 instructions=cost.instructions,
                 cycles=cyc,
                 flash_wait_cycles=wait,
@@ -373,17 +395,26 @@ def estimate_cmsis(g: Graph, board: Board) -> Estimate:
     inv = core.data["invoke"]
     kernel_code = round(sum(c.code_bytes for c in costs) + inv["text_base"]
                         + inv["text_per_call"] * len(src.calls))  # fmt: skip
-    constants = const_bytes(src, core.data["struct_bytes"])
+    try:
+        constants = const_bytes(src, {**core.data.get("struct_sizeof", {}),
+                                      **core.data["struct_bytes"]})  # fmt: skip
+    except KeyError as e:
+        raise TinycError(
+            f"the estimate calibration of {core.key} has no size for the C struct {e.args[0]} "
+            "that model.c declares: run python bench/estimate_calibrate.py"
+        ) from None
+    # the recurrent state: zeros in .bss, or an initial image in .data (flash and RAM)
+    state = gen.plan.state_bytes
     model = {
         "text": kernel_code + units["text"],
         "rodata": constants + units["rodata"],
-        "data": units["data"],
-        "bss": units["bss"],
+        "data": units["data"] + (state if src.state_initialised else 0),
+        "bss": units["bss"] + (0 if src.state_initialised else state),
     }
     stack = _stack_reserved()
     arena = max(gen.plan.arena_bytes, 16)
     emu = fixed["emu"]
-    sizes = _sizes(emu, model, arena, stack)
+    sizes = _sizes(emu, model, arena, stack, state)
     parts = {
         "constants": constants,
         "kernel_code": model["text"] + units["rodata"],
@@ -394,7 +425,7 @@ def estimate_cmsis(g: Graph, board: Board) -> Estimate:
                                                              default=0)  # fmt: skip
     test_data = sum(gg.tensors[n].nbytes for n in (*gg.inputs, *gg.outputs))
     hw = {**fixed["board"], "rodata": fixed["board"]["rodata"] + test_data}
-    hw_sizes = _sizes(hw, model, arena, stack)
+    hw_sizes = _sizes(hw, model, arena, stack, state)
     return Estimate(
         model=g.name,
         board=board.name,
@@ -420,12 +451,12 @@ def estimate_cmsis(g: Graph, board: Board) -> Estimate:
     )
 
 
-def _sizes(fixed: dict[str, int], model: dict[str, int], arena: int, stack: int
-           ) -> dict[str, int]:  # fmt: skip
+def _sizes(fixed: dict[str, int], model: dict[str, int], arena: int, stack: int,
+           state: int = 0) -> dict[str, int]:  # fmt: skip
     """ELF sizes as tinyc.emulate.elf_sizes reports them: the firmware around the model plus
-    the model's parts."""
+    the model's parts; ``state``: of data + bss, the persistent recurrent state."""
     s = {k: int(fixed[k]) + int(model[k]) for k in ("text", "rodata", "data", "bss")}
-    s["arena"], s["stack"] = arena, stack
+    s["arena"], s["stack"], s["state"] = arena, stack, state
     s["flash"] = s["text"] + s["rodata"] + s["data"]
     s["ram"] = s["data"] + s["bss"] + s["arena"] + s["stack"]
     return s
@@ -453,10 +484,12 @@ def budget(board: Board, sizes: dict[str, int]) -> list[Region]:
         layout = _layout(board, None, sizes["arena"], sizes["stack"])
     except TinycError:
         layout = dict(board.layout)  # fits nowhere: shown over budget in its usual region
+    state = sizes.get("state", 0)
     placed = [
         ("code", layout["code"], sizes["text"] + sizes["data"]),
         ("constants", layout["rodata"], sizes["rodata"]),
-        ("data", layout["data"], sizes["data"] + sizes["bss"]),
+        ("data", layout["data"], sizes["data"] + sizes["bss"] - state),
+        *([("state", layout["data"], state)] if state else []),
         ("stack", layout["stack"], sizes["stack"]),
         ("arena", layout["arena"], sizes["arena"]),
     ]

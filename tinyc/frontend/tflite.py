@@ -159,7 +159,9 @@ def _transpose(c: _Ctx) -> tuple[str, dict, list[int]]:
 
 
 #: TFLite's fused activation codes for the LSTM's cell and hidden activation
-_LSTM_ACTIVATIONS = {4: "Tanh", 6: "Sigmoid", 1: "Relu"}
+#: the LSTM's cell activation: TFLM applies tanh to the cell whatever the code says, and
+#: its kernels take TANH only (there is no SIGMOID activation code in the schema)
+_LSTM_ACTIVATIONS = {4: "Tanh"}
 
 
 def _lstm(c: _Ctx) -> tuple[str, dict, list[int]]:
@@ -168,7 +170,7 @@ def _lstm(c: _Ctx) -> tuple[str, dict, list[int]]:
     if code not in _LSTM_ACTIVATIONS:
         raise UnsupportedError(
             f"node {c.out().name!r} (UNIDIRECTIONAL_SEQUENCE_LSTM): cell activation code {code} "
-            "is not supported (TANH, SIGMOID or RELU)"
+            "is not supported (TANH only, as in TFLM)"
         )
     for pos in range(20, len(c.op.inputs)):
         if c.op.inputs[pos] >= 0:
@@ -181,7 +183,7 @@ def _lstm(c: _Ctx) -> tuple[str, dict, list[int]]:
         "time_major": bool(o.timeMajor),
         "cell_clip": float(o.cellClip),
         "proj_clip": float(o.projClip),
-        "activations": ("Sigmoid", act, act),
+        "activations": ("Sigmoid", act, "Tanh"),
     }
     return "LSTM", attrs, list(range(20))
 
@@ -221,6 +223,258 @@ READERS: dict[str, OptionReader] = {
     "DEQUANTIZE": _unary("DEQUANTIZE"),
     "TRANSPOSE": _transpose,
 }
+
+
+# -- more operators: resizing, reductions, elementwise math, rearrangements ---------------
+
+
+def _ints(c: _Ctx, pos: int, what: str) -> list[int]:
+    return [int(v) for v in c.const(pos, what).reshape(-1)]
+
+
+def _resize(kind: str) -> OptionReader:
+    def read(c: _Ctx) -> tuple[str, dict, list[int]]:
+        o = c.options
+        size = _ints(c, 1, "the output size")
+        attrs = {
+            "size": tuple(size),
+            "align_corners": bool(getattr(o, "alignCorners", False)),
+            "half_pixel_centers": bool(getattr(o, "halfPixelCenters", False)),
+        }
+        return kind, attrs, [0]
+
+    return read
+
+
+def _reducer(kind: str) -> OptionReader:
+    def read(c: _Ctx) -> tuple[str, dict, list[int]]:
+        keep = bool(c.options.keepDims) if c.options is not None else False
+        return kind, {"axes": tuple(_ints(c, 1, "the axis")), "keep_dims": keep}, [0]
+
+    return read
+
+
+def _plain(kind: str, n: int | None = None) -> OptionReader:
+    """An op whose inputs all carry over (the first ``n`` of them) and which has no options."""
+    return lambda c: (kind, {}, list(range(len(c.op.inputs) if n is None else n)))
+
+
+def _leaky_relu(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "LEAKY_RELU", {"alpha": float(c.options.alpha)}, [0]
+
+
+def _reshape_to_output(c: _Ctx) -> tuple[str, dict, list[int]]:
+    """SQUEEZE and EXPAND_DIMS: the output shape says it all."""
+    return "RESHAPE", {"shape": c.out().shape}, [0]
+
+
+def _slice(c: _Ctx) -> tuple[str, dict, list[int]]:
+    """SLICE(begin, size) as a STRIDED_SLICE of stride 1 (size -1: to the end)."""
+    x = c.tensor(0)
+    begin, size = _ints(c, 1, "the begin"), _ints(c, 2, "the size")
+    end = [d if s == -1 else b + s for b, s, d in zip(begin, size, x.shape, strict=True)]
+    return "STRIDED_SLICE", {"begin": begin, "end": end, "strides": [1] * len(begin)}, [0]
+
+
+def _strided_slice(c: _Ctx) -> tuple[str, dict, list[int]]:
+    """Begin and end masks and negative indices resolved as TFLite's StartForAxis /
+    StopForAxis do; the masks that change the rank are not supported."""
+    o, x = c.options, c.tensor(0)
+    if o is not None and (o.ellipsisMask or o.newAxisMask or o.shrinkAxisMask or o.offset):
+        raise UnsupportedError(
+            "STRIDED_SLICE with ellipsis, new-axis or shrink-axis masks (or offset) is not "
+            "supported"
+        )
+    begin, end = _ints(c, 1, "the begin"), _ints(c, 2, "the end")
+    strides = _ints(c, 3, "the strides") if len(c.op.inputs) > 3 else [1] * len(begin)
+    bmask = int(o.beginMask) if o is not None else 0
+    emask = int(o.endMask) if o is not None else 0
+    starts, stops = [], []
+    for axis, (d, b, e, s) in enumerate(zip(x.shape, begin, end, strides, strict=True)):
+        lo, hi = (0, d) if s > 0 else (-1, d - 1)
+        if bmask >> axis & 1:
+            b = -(1 << 31) if s > 0 else (1 << 31) - 1
+        if emask >> axis & 1:
+            e = (1 << 31) - 1 if s > 0 else -(1 << 31)
+        b, e = b + d if b < 0 else b, e + d if e < 0 else e
+        starts.append(min(max(b, lo), hi))
+        stops.append(min(max(e, lo), hi))
+    return "STRIDED_SLICE", {"begin": starts, "end": stops, "strides": strides}, [0]
+
+
+def _arg(kind: str) -> OptionReader:
+    def read(c: _Ctx) -> tuple[str, dict, list[int]]:
+        if c.out().dtype != "int32":
+            raise UnsupportedError(f"{kind} to {c.out().dtype} (int32 only, as TFLM)")
+        return kind, {"axis": _ints(c, 1, "the axis")[0]}, [0]
+
+    return read
+
+
+def _l2_norm(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "L2_NORMALIZATION", {"activation": _act(c.options) if c.options else "NONE"}, [0]
+
+
+def _space_batch(kind: str, pads: str) -> OptionReader:
+    def read(c: _Ctx) -> tuple[str, dict, list[int]]:
+        block = tuple(_ints(c, 1, "the block shape"))
+        p = c.const(2, f"the {pads}").reshape(-1, 2)
+        return kind, {"block_shape": block, pads: tuple((int(a), int(b)) for a, b in p)}, [0]
+
+    return read
+
+
+def _block(kind: str) -> OptionReader:
+    return lambda c: (kind, {"block_size": int(c.options.blockSize)}, [0])
+
+
+def _gather_nd(c: _Ctx) -> tuple[str, dict, list[int]]:
+    c.const(1, "the indices")
+    return "GATHER_ND", {}, [0, 1]
+
+
+def _fill(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "FILL", {"shape": tuple(_ints(c, 0, "the output shape"))}, [1]
+
+
+def _gather(c: _Ctx) -> tuple[str, dict, list[int]]:
+    o = c.options
+    if o is not None and o.batchDims:
+        raise UnsupportedError("GATHER with batch_dims is not supported")
+    c.const(1, "the positions")
+    return "GATHER", {"axis": int(o.axis) if o is not None else 0}, [0, 1]
+
+
+def _dynamic_update_slice(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "DYNAMIC_UPDATE_SLICE", {"start": tuple(_ints(c, 2, "the start indices"))}, [0, 1]
+
+
+def _transpose_conv(c: _Ctx) -> tuple[str, dict, list[int]]:
+    """Inputs (output shape, filter, input[, bias]); the padding TFLM derives from the
+    output size (SAME or VALID), the bottom/right pads from the sizes."""
+    o, w, x = c.options, c.tensor(1), c.tensor(2)
+    out = _ints(c, 0, "the output shape")
+    s = (int(o.strideH), int(o.strideW))
+    pads = []
+    for size, n, k, st in zip(out[1:3], x.shape[1:3], w.shape[1:3], s, strict=True):
+        valid = o.padding == 1
+        tiles = (size - k + st) // st if valid else (size + st - 1) // st
+        before = max((tiles - 1) * st + k - size, 0) // 2
+        pads += [before, (n - 1) * st + k - before - size]
+    attrs = {"stride": s, "pads": (pads[0], pads[1], pads[2], pads[3]), "activation": _act(o)}
+    keep = [2, 1, 3] if len(c.op.inputs) > 3 and c.op.inputs[3] >= 0 else [2, 1]
+    return "TRANSPOSE_CONV", attrs, keep
+
+
+def _mirror_pad(c: _Ctx) -> tuple[str, dict, list[int]]:
+    pads = c.const(1, "the paddings").reshape(-1, 2)
+    mode = "SYMMETRIC" if c.options is not None and c.options.mode == 1 else "REFLECT"
+    return "MIRROR_PAD", {"paddings": tuple((int(a), int(b)) for a, b in pads), "mode": mode}, [0]
+
+
+def _reverse(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "REVERSE_V2", {"axes": tuple(_ints(c, 1, "the axes"))}, [0]
+
+
+def _cumsum(c: _Ctx) -> tuple[str, dict, list[int]]:
+    o = c.options
+    attrs = {
+        "axis": _ints(c, 1, "the axis")[0],
+        "exclusive": bool(o.exclusive) if o is not None else False,
+        "reverse": bool(o.reverse) if o is not None else False,
+    }
+    return "CUMSUM", attrs, [0]
+
+
+def _batch_matmul(c: _Ctx) -> tuple[str, dict, list[int]]:
+    o = c.options
+    adj = (bool(o.adjX), bool(o.adjY)) if o is not None else (False, False)
+    return "BATCH_MATMUL", {"adj_x": adj[0], "adj_y": adj[1]}, [0, 1]
+
+
+def _broadcast_to(c: _Ctx) -> tuple[str, dict, list[int]]:
+    return "BROADCAST_TO", {"shape": tuple(_ints(c, 1, "the shape"))}, [0]
+
+
+def _float_only(read: OptionReader) -> OptionReader:
+    """Operators TFLM runs in float only: an int8 one stays unsupported."""
+
+    def check(c: _Ctx) -> tuple[str, dict, list[int]]:
+        if c.tensor(0).dtype != "float32":
+            raise UnsupportedError(f"{c.tensor(0).dtype} input (TFLite Micro: float32 only)")
+        return read(c)
+
+    return check
+
+
+READERS.update(
+    {
+        "RESIZE_NEAREST_NEIGHBOR": _resize("RESIZE_NEAREST_NEIGHBOR"),
+        "RESIZE_BILINEAR": _resize("RESIZE_BILINEAR"),
+        "LEAKY_RELU": _leaky_relu,
+        "MAXIMUM": _plain("MAXIMUM", 2),
+        "MINIMUM": _plain("MINIMUM", 2),
+        "SUM": _reducer("SUM"),
+        "REDUCE_MAX": _reducer("REDUCE_MAX"),
+        "REDUCE_MIN": _reducer("REDUCE_MIN"),
+        "SLICE": _slice,
+        "STRIDED_SLICE": _strided_slice,
+        "SQUEEZE": _reshape_to_output,
+        "EXPAND_DIMS": _reshape_to_output,
+        "ARG_MAX": _arg("ARG_MAX"),
+        "ARG_MIN": _arg("ARG_MIN"),
+        "L2_NORMALIZATION": _l2_norm,
+        "SQUARED_DIFFERENCE": _plain("SQUARED_DIFFERENCE", 2),
+        "RSQRT": _unary("RSQRT"),
+        "EXP": _unary("EXP"),
+        "LOG": _unary("LOG"),
+        "ABS": _unary("ABS"),
+        "NEG": _unary("NEG"),
+        "SIN": _unary("SIN"),
+        "COS": _unary("COS"),
+        "SQUARE": _unary("SQUARE"),
+        "FLOOR": _unary("FLOOR"),
+        "CEIL": _unary("CEIL"),
+        "ROUND": _unary("ROUND"),
+        "ELU": _unary("ELU"),
+        "SQRT": _unary("SQRT"),
+        "CAST": _unary("CAST"),
+        "LOGICAL_NOT": _unary("LOGICAL_NOT"),
+        "LOG_SOFTMAX": _unary("LOG_SOFTMAX"),
+        "ZEROS_LIKE": _unary("ZEROS_LIKE"),
+        "BATCH_TO_SPACE_ND": _space_batch("BATCH_TO_SPACE_ND", "crops"),
+        "SPACE_TO_BATCH_ND": _space_batch("SPACE_TO_BATCH_ND", "paddings"),
+        "DEPTH_TO_SPACE": _block("DEPTH_TO_SPACE"),
+        "SPACE_TO_DEPTH": _block("SPACE_TO_DEPTH"),
+        "GATHER_ND": _gather_nd,
+        "EQUAL": _plain("EQUAL", 2),
+        "NOT_EQUAL": _plain("NOT_EQUAL", 2),
+        "GREATER": _plain("GREATER", 2),
+        "GREATER_EQUAL": _plain("GREATER_EQUAL", 2),
+        "LESS": _plain("LESS", 2),
+        "LESS_EQUAL": _plain("LESS_EQUAL", 2),
+        "LOGICAL_AND": _plain("LOGICAL_AND", 2),
+        "LOGICAL_OR": _plain("LOGICAL_OR", 2),
+        "SELECT_V2": _plain("SELECT_V2", 3),
+        "ADD_N": _plain("ADD_N"),
+        "FILL": _fill,
+        "DIV": _binary("DIV"),
+        "PRELU": _plain("PRELU", 2),
+        "GATHER": _gather,
+        "DYNAMIC_UPDATE_SLICE": _dynamic_update_slice,
+        "TRANSPOSE_CONV": _transpose_conv,
+        "MIRROR_PAD": _mirror_pad,
+        "REVERSE_V2": _reverse,
+        "SHAPE": _unary("SHAPE"),
+        "REDUCE_ALL": _reducer("REDUCE_ALL"),
+        "CUMSUM": _cumsum,
+        "FLOOR_DIV": _float_only(_plain("FLOOR_DIV", 2)),
+        "FLOOR_MOD": _float_only(_plain("FLOOR_MOD", 2)),
+        "L2_POOL_2D": _float_only(_pool("L2_POOL_2D")),
+        "BATCH_MATMUL": _batch_matmul,
+        "BROADCAST_TO": _broadcast_to,
+    }
+)
 
 
 def _unpack_model(buf: bytes, what: str) -> Any:

@@ -158,4 +158,121 @@ typedef struct {
 void tinyc_transpose_conv_s8(const tinyc_tconv_t *p, const tinyc_requant_t *q,
                              const int8_t *in, const int8_t *w, int8_t *out);
 
+/* ---- RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR (resize.c) ---- */
+
+/* Output pixel (y, x) of each batch is input pixel (ys[y], xs[x]): pixel_bytes copied. */
+void tinyc_resize_nearest(int32_t batches, int32_t in_h, int32_t in_w, int32_t out_h,
+                          int32_t out_w, int32_t pixel_bytes, const int32_t *ys,
+                          const int32_t *xs, const void *in, void *out);
+
+/* TFLM's int8 bilinear (10-bit weights): per output row (y0, y1, w1) in ytab and per output
+ * column (x0, x1, w1) in xtab; the first position weighs 1024 - w1. */
+void tinyc_resize_bilinear_s8(int32_t batches, int32_t in_h, int32_t in_w, int32_t out_h,
+                              int32_t out_w, int32_t depth, const int32_t *ytab,
+                              const int32_t *xtab, const int8_t *in, int8_t *out);
+
+/* ---- MAXIMUM/MINIMUM, SQUARED_DIFFERENCE, comparisons, logical ops, SELECT_V2, ADD_N
+ * (binary_s8.c); broadcasting as tinyc_bcast_t ---- */
+
+void tinyc_minmax_s8(const tinyc_bcast_t *b, int32_t is_max, const int8_t *x, const int8_t *y,
+                     int8_t *out);
+
+typedef struct {
+  int32_t a_zp, b_zp, out_zp;
+  int32_t left_shift;
+  int32_t a_mult, a_shift, b_mult, b_shift, out_mult, out_shift;
+} tinyc_sqdiff_t;
+
+void tinyc_sqdiff_s8(const tinyc_bcast_t *b, const tinyc_sqdiff_t *p, const int8_t *x,
+                     const int8_t *y, int8_t *out);
+
+typedef struct {
+  int32_t left_shift;
+  int32_t a_zp, a_mult, a_shift;
+  int32_t b_zp, b_mult, b_shift;
+} tinyc_compare_t;
+
+/* op: 0 ==, 1 !=, 2 >, 3 >=, 4 <, 5 <=; out: bools (one byte, 0 or 1). */
+void tinyc_compare_s8(const tinyc_bcast_t *b, const tinyc_compare_t *p, int32_t op,
+                      const int8_t *x, const int8_t *y, uint8_t *out);
+
+/* op: 0 LOGICAL_AND, 1 LOGICAL_OR; tinyc_logical_not: n values. */
+void tinyc_logical(const tinyc_bcast_t *b, int32_t op, const uint8_t *x, const uint8_t *y,
+                   uint8_t *out);
+void tinyc_logical_not(int32_t n, const uint8_t *x, uint8_t *out);
+
+/* Broadcasting of three inputs (SELECT_V2: condition, x, y), element strides. */
+typedef struct {
+  int32_t shape[5];
+  int32_t stride_c[5];
+  int32_t stride_x[5];
+  int32_t stride_y[5];
+} tinyc_bcast3_t;
+
+/* SELECT_V2: elements of `elem` bytes from x where the condition holds, else from y. */
+void tinyc_select(const tinyc_bcast3_t *b, int32_t elem, const uint8_t *cond, const void *x,
+                  const void *y, void *out);
+
+typedef struct {
+  int32_t in_zp, out_zp;
+  int32_t in_mult, in_shift, out_mult, out_shift;
+} tinyc_add_n_t;
+
+/* ADD_N int8 as TFLM: the sum starts from the rescaled input offset (-zero point). */
+void tinyc_add_n_s8(int32_t n_inputs, int32_t size, const int8_t *const *inputs,
+                    const tinyc_add_n_t *p, int8_t *out);
+
+/* CUMSUM int8 along the middle axis of [outer][depth][inner] (ADD_N's arithmetic). */
+void tinyc_cumsum_s8(int32_t outer, int32_t depth, int32_t inner, int32_t exclusive,
+                     int32_t reverse, const tinyc_add_n_t *p, const int8_t *in, int8_t *out);
+
+/* ---- SUM, REDUCE_MAX, REDUCE_MIN, ARG_MAX, ARG_MIN (reduce_s8.c) ---- */
+
+/* Each output element (kept axes, row-major) reduces the input elements of the reduced
+ * axes; strides in elements of the input. op: 0 SUM (rescaled), 1 max, 2 min. */
+typedef struct {
+  int32_t kept_rank, kept_shape[6], kept_strides[6];
+  int32_t red_rank, red_shape[6], red_strides[6];
+  int32_t op;
+  int32_t in_zp, out_zp, mult, shift, count;
+} tinyc_reduce_t;
+
+void tinyc_reduce_s8(const tinyc_reduce_t *p, const int8_t *in, int8_t *out);
+
+/* [outer][axis][inner] -> [outer][inner] int32 positions of the first largest (is_max) or
+ * smallest value. */
+void tinyc_argminmax_s8(int32_t outer, int32_t axis, int32_t inner, int32_t is_max,
+                        const int8_t *in, int32_t *out);
+
+/* ---- L2_NORMALIZATION, LOG_SOFTMAX over the last axis (norm_s8.c) ---- */
+
+void tinyc_l2norm_s8(int32_t rows, int32_t depth, int32_t in_zp, const int8_t *in, int8_t *out);
+
+/* exp_q12[d], diff_q5[d]: TFLM's Q12 exp and Q5 difference for a difference -d to the row
+ * maximum, d in [0, 255] (exp 0 below diff_min). */
+typedef struct {
+  const int32_t *exp_q12;
+  const int32_t *diff_q5;
+  int32_t diff_min;
+  int32_t rev_mult, rev_shift;
+} tinyc_log_softmax_t;
+
+void tinyc_log_softmax_s8(int32_t rows, int32_t depth, const tinyc_log_softmax_t *p,
+                          const int8_t *in, int8_t *out);
+
+/* ---- MIRROR_PAD, REVERSE_V2 (take.c) ---- */
+
+/* out[i0, i1, ...] (run bytes each) = in + offsets[i0] + offsets[shape[0] + i1] + ...: one
+ * table of byte offsets per axis, concatenated; rank <= 6. */
+void tinyc_take_axes(int32_t rank, const int32_t *shape, const int32_t *offsets, int32_t run,
+                     const void *in, void *out);
+
+/* ---- FILL, CAST (convert.c) ---- */
+
+/* n copies of the elem-byte value. */
+void tinyc_fill_value(int32_t n, int32_t elem, const void *value, void *out);
+
+/* C's conversion of n values; types: 1 int8, 2 int16, 3 int32, 4 float32, 5 uint8, 6 bool. */
+void tinyc_cast(int32_t n, int32_t from, int32_t to, const void *in, void *out);
+
 #endif

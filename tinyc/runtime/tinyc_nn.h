@@ -501,6 +501,122 @@ TINYC_INLINE void tinyc_conv_s8(const int8_t *in, int32_t in_h, int32_t in_w, in
   }
 }
 
+/* Gather the receptive field of output pixel (y0, x0 its top-left tap) for channels
+ * [c0, c0 + nch) of a `ch`-channel input, channel-major: channel c0 + c's k = k_h * k_w taps
+ * at rows + c * cstride (taps outside the input hold the input zero point). Bytes k..k4 of a
+ * row are left as they are: the matrix kernels' weights are zero there. */
+TINYC_INLINE void tinyc_im2col_cm_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
+                                     int32_t c0, int32_t nch, int32_t k_h, int32_t k_w,
+                                     int32_t dil_h, int32_t dil_w, int32_t y0, int32_t x0,
+                                     int32_t in_zp, int32_t k4, int32_t cstride, int8_t *rows) {
+  int32_t ky, kx, c, t = 0;
+  in += c0;
+  if (y0 >= 0 && y0 + (k_h - 1) * dil_h < in_h && x0 >= 0 && x0 + (k_w - 1) * dil_w < in_w) {
+    /* inside the input: every tap at a constant offset from the window's first */
+    const int8_t *src = in + (y0 * in_w + x0) * ch;
+#pragma GCC unroll 16
+    for (ky = 0; ky < k_h; ++ky) {
+      if (ch == 1 && dil_w == 1) { /* one channel: a kernel row is contiguous */
+        memcpy(rows + ky * k_w, src + ky * dil_h * in_w, (size_t)k_w);
+        continue;
+      }
+#pragma GCC unroll 16
+      for (kx = 0; kx < k_w; ++kx) {
+        const int8_t *px = src + (ky * dil_h * in_w + kx * dil_w) * ch;
+#pragma GCC unroll 16
+        for (c = 0; c < nch; ++c) rows[c * cstride + ky * k_w + kx] = px[c];
+      }
+    }
+    return;
+  }
+  if (ch == 1) {
+    tinyc_im2col_s8(in, in_h, in_w, 1, 1, k_h, k_w, dil_h, dil_w, y0, x0, in_zp, k4, rows);
+    return;
+  }
+  for (ky = 0; ky < k_h; ++ky) {
+    const int32_t iy = y0 + ky * dil_h;
+    for (kx = 0; kx < k_w; ++kx, ++t) {
+      const int32_t ix = x0 + kx * dil_w;
+      if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+#pragma GCC unroll 16
+        for (c = 0; c < nch; ++c) rows[c * cstride + t] = (int8_t)in_zp;
+      } else {
+        const int8_t *px = in + (iy * in_w + ix) * ch;
+#pragma GCC unroll 16
+        for (c = 0; c < nch; ++c) rows[c * cstride + t] = px[c];
+      }
+    }
+  }
+  (void)k4;
+}
+
+/* DEPTHWISE_CONV_2D with a depth multiplier `mult` > 1, one image: the grouped convolution it
+ * is (one group per input channel, `mult` output channels per group, each a filter of
+ * k_h x k_w taps over the group's one channel), on the matrix kernels of CONV_2D. For each
+ * block of output pixels (TINYC_MM_ROWS on pair layouts, two on the quad layout; a short
+ * last block repeats its last pixel, a lone one takes the one-row kernels) the receptive
+ * fields of `cb` channels at a time are gathered channel-major, then each channel's rows
+ * meet its group's weights. Weights and records: each group in the target's matrix layout
+ * (k = k_h * k_w, the input zero point folded into the bias), groups `w_step` bytes and
+ * `q_step` records apart. scratch: pair layouts, TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4) bytes
+ * of widened rows, then TINYC_MM_ROWS * cb * k4 gathered bytes; quad layout, 2 * cb * k. */
+TINYC_INLINE void tinyc_dwm_s8(const int8_t *in, int32_t in_h, int32_t in_w, int32_t ch,
+                               int32_t out_h, int32_t out_w, int32_t mult, int32_t k_h,
+                               int32_t k_w, int32_t s_h, int32_t s_w, int32_t dil_h,
+                               int32_t dil_w, int32_t pad_t, int32_t pad_l, int32_t in_zp,
+                               int32_t cb, int32_t wl, const void *w, int32_t w_step,
+                               const int32_t *q, int32_t q_step, int32_t zp, int32_t lo,
+                               int32_t hi, int32_t right_only, int8_t *out, void *scratch) {
+  const int32_t k = k_h * k_w, pixels = out_h * out_w, out_c = ch * mult;
+  const int32_t quads = wl == TINYC_WL_QUADS;
+  const int32_t k4 = quads ? k : (k + 3) & ~3; /* one gathered row */
+  const int32_t nb = quads ? 2 : TINYC_MM_ROWS;  /* pixels per block */
+  int8_t *gather = (int8_t *)scratch + (quads ? 0 : TINYC_MM_SCRATCH(TINYC_MM_ROWS, k4));
+  int8_t *dst[TINYC_MM_ROWS > 2 ? TINYC_MM_ROWS : 2];
+  int8_t *dc[TINYC_MM_ROWS > 2 ? TINYC_MM_ROWS : 2];
+  int32_t p, j, c0, c;
+  for (p = 0; p < pixels; p += nb) {
+    const int32_t n = quads ? 2 : (pixels - p == 1 ? 1 : nb);
+    for (j = 0; j < n; ++j) {
+      const int32_t pix = p + j < pixels ? p + j : pixels - 1;
+      dst[j] = out + pix * out_c;
+    }
+    for (c0 = 0; c0 < ch; c0 += cb) {
+      const int32_t nch = ch - c0 < cb ? ch - c0 : cb;
+      for (j = 0; j < n; ++j) {
+        const int32_t pix = p + j < pixels ? p + j : pixels - 1;
+        const int32_t oy = pix / out_w, ox = pix % out_w;
+        tinyc_im2col_cm_s8(in, in_h, in_w, ch, c0, nch, k_h, k_w, dil_h, dil_w,
+                           oy * s_h - pad_t, ox * s_w - pad_l, in_zp, k4, nb * k4,
+                           gather + j * k4);
+      }
+      for (c = 0; c < nch; ++c) {
+        const int8_t *rows = gather + c * nb * k4;
+        const int32_t g = c0 + c;
+        const void *wg = (const int8_t *)w + g * w_step;
+        const int32_t *qg = q + g * q_step;
+        for (j = 0; j < n; ++j) dc[j] = dst[j] + g * mult;
+        if (quads) {
+          tinyc_mm_quads_s8(rows, rows + k, k, (const int8_t *)wg, mult, qg, zp, lo, hi,
+                            right_only, dc[0], dc[1]);
+          continue;
+        }
+#if TINYC_DSP
+        {
+          tinyc_row_t *wide = (tinyc_row_t *)scratch;
+          for (j = 0; j < n; ++j) tinyc_row_s8(rows + j * k4, k4, wide, j, n);
+          tinyc_mm_pairs_s8(wide, n, k4, wl, (const uint32_t *)wg, mult, qg, zp, lo, hi,
+                            right_only, dc);
+        }
+#else
+        tinyc_mm_pairs_s8((const tinyc_row_t *)rows, n, k4, wl, (const uint32_t *)wg, mult, qg,
+                          zp, lo, hi, right_only, dc);
+#endif
+      }
+    }
+  }
+}
+
 /* FULLY_CONNECTED over `rows` rows of k int8 values. scratch, pair layout:
  * TINYC_MM_SCRATCH(n, k4) bytes of rows (n = 1 for one row, else TINYC_MM_ROWS), then k4
  * bytes when k % 4 != 0; quad layout: none. `fast` (DSP cores, one row): 1 when the
@@ -605,24 +721,38 @@ TINYC_INLINE void tinyc_dw_row_s8(const int8_t *const *rowp, int32_t n, int32_t 
     int32_t c = 0;
 #if TINYC_DSP
     const int32_t offset = (int32_t)(((uint32_t)(-in_zp) & 0xFFFFu) * 0x10001u);
+    /* the taps of one quad of channels from c on, into A0..A3 */
+#define TINYC_DW_QUAD(A0, A1, A2, A3)                                                   \
+  do {                                                                                  \
+    int32_t ky, kx;                                                                     \
+    _Pragma("GCC unroll 16") for (ky = 0; ky < k_h; ++ky) {                             \
+      const int8_t *xr = rowp[ky] + x0 + c;                                             \
+      _Pragma("GCC unroll 16") for (kx = 0; kx < k_w; ++kx) {                           \
+        const uint32_t wv = tinyc_load4(w + (ky * k_w + kx) * ch + c);                  \
+        TINYC_DW_MAC(tinyc_load4(xr + kx * dil_w * ch), tinyc_sxtb16(wv),               \
+                     tinyc_sxtb16_ror8(wv), A0, A1, A2, A3);                            \
+      }                                                                                 \
+    }                                                                                   \
+  } while (0)
     for (; c + 4 <= ch; c += 4, qc += 12) {
       int32_t a0 = qc[0], a1 = qc[3], a2 = qc[6], a3 = qc[9];
-      int32_t ky, kx;
-#pragma GCC unroll 16
-      for (ky = 0; ky < k_h; ++ky) {
-        const int8_t *xr = rowp[ky] + x0 + c;
-#pragma GCC unroll 16
-        for (kx = 0; kx < k_w; ++kx) {
-          const uint32_t wv = tinyc_load4(w + (ky * k_w + kx) * ch + c);
-          TINYC_DW_MAC(tinyc_load4(xr + kx * dil_w * ch), tinyc_sxtb16(wv),
-                       tinyc_sxtb16_ror8(wv), a0, a1, a2, a3);
-        }
-      }
+      TINYC_DW_QUAD(a0, a1, a2, a3);
       o[c] = (int8_t)TINYC_RQ3(a0, qc);
       o[c + 1] = (int8_t)TINYC_RQ3(a1, qc + 3);
       o[c + 2] = (int8_t)TINYC_RQ3(a2, qc + 6);
       o[c + 3] = (int8_t)TINYC_RQ3(a3, qc + 9);
     }
+    if (ch % 4 != 0) {
+      /* the last ch % 4 channels as one more quad: its lanes past ch are computed and
+       * dropped (the weights and the ring rows have 4 bytes of slack for its loads) */
+      int32_t a0 = qc[0], a1 = c + 1 < ch ? qc[3] : 0, a2 = c + 2 < ch ? qc[6] : 0, a3 = 0;
+      TINYC_DW_QUAD(a0, a1, a2, a3);
+      o[c] = (int8_t)TINYC_RQ3(a0, qc);
+      if (c + 1 < ch) o[c + 1] = (int8_t)TINYC_RQ3(a1, qc + 3);
+      if (c + 2 < ch) o[c + 2] = (int8_t)TINYC_RQ3(a2, qc + 6);
+      c = ch;
+    }
+#undef TINYC_DW_QUAD
 #endif
     for (; c < ch; ++c, qc += 3) {
       int32_t acc = qc[0], ky, kx;

@@ -119,6 +119,9 @@ def kernel_memory(view: ModelView, kernels: str, core: str = "none") -> KernelMe
                 mem.scratch.append((i, 4 * math.prod(y.shape)))
             mem.scratch.append((i, 4 * len(x.shape)))
             mem.scratch.append((i, 4 * math.prod(t[op.inputs[1]].shape)))
+        if op.kind == "UNIDIRECTIONAL_SEQUENCE_LSTM" and x is not None:
+            _lstm_memory(mem, i, op, t, kernels)
+            continue
         if kernels != "cmsis-nn" or not int8 or x is None:
             continue
         o = op.options
@@ -153,6 +156,31 @@ def kernel_memory(view: ModelView, kernels: str, core: str = "none") -> KernelMe
         elif op.kind == "AVERAGE_POOL_2D" and core == "dsp":
             mem.scratch.append((i, y.shape[-1] * 4))
     return mem
+
+
+#: CMSIS-NN's UNIDIRECTIONAL_SEQUENCE_LSTM keeps a cmsis_nn_lstm_params (15 int32 and four
+#: 40-byte gates on a 32-bit core) next to the reference kernel's OpDataLSTM (688 bytes,
+#: no pointers: the same on the host); the op data grows from 688 to 912 bytes
+LSTM_CMSIS_NN_OP_DATA = 224
+
+
+def _lstm_memory(mem: KernelMemory, i: int, op: Any, t: Any, kernels: str) -> None:
+    """UNIDIRECTIONAL_SEQUENCE_LSTM (kernels/unidirectional_sequence_lstm.cc and its
+    cmsis_nn twin): scratch buffers of batch x state x cell-state bytes, four for the
+    reference kernel (and CMSIS-NN's float path), three for CMSIS-NN's integer one, which
+    also precomputes eight kernel sums (int32 per state unit; int64 for int16 inputs)."""
+    x, h, c = t[op.inputs[0]], t[op.inputs[18]], t[op.inputs[19]]
+    time_major = bool(getattr(op.options, "timeMajor", False))
+    batch = x.shape[1] if time_major else x.shape[0]
+    state = h.shape[1] if len(h.shape) > 1 else h.shape[0]
+    cell = 2 if c.dtype == "int16" else 4
+    integer = kernels == "cmsis-nn" and x.dtype in ("int8", "int16") and c.dtype == "int16"
+    for _ in range(3 if integer else 4):
+        mem.scratch.append((i, batch * state * cell))
+    if kernels == "cmsis-nn":
+        mem.persistent += LSTM_CMSIS_NN_OP_DATA
+        if integer:
+            mem.persistent += 8 * _align(state * (4 if x.dtype == "int8" else 8))
 
 
 # -- TFLM's greedy planner -------------------------------------------------------------------

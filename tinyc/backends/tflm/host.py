@@ -69,12 +69,22 @@ def interpreter(model: bytes, arena_size: int = 64 << 20, preserve_all: bool = F
 
 def run(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Outputs of ``model`` on ``inputs`` (in the file's own layout), by TFLM."""
+    return run_invocations(model, [inputs])[0]
+
+
+def run_invocations(model: bytes, cases: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """Outputs of successive invocations of one interpreter, one per case: variable
+    tensors (recurrent state) carry over from one invocation to the next, as on a device
+    that never calls Reset()."""
     it = interpreter(model)
-    for i, x in enumerate(inputs):
-        it.set_input(np.ascontiguousarray(x), i)
-    it.invoke()
     count = schema().Model.GetRootAs(model, 0).Subgraphs(0).OutputsLength()
-    return [it.get_output(i) for i in range(count)]
+    results = []
+    for inputs in cases:
+        for i, x in enumerate(inputs):
+            it.set_input(np.ascontiguousarray(x), i)
+        it.invoke()
+        results.append([np.array(it.get_output(i)) for i in range(count)])
+    return results
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Make a Graph expressible in TFLite: SAME/VALID windows, and the file's own I/O layout.
+"""Make a Graph expressible in TFLite: SAME/VALID windows, the file's own I/O layout, and
+recurrent layers in the form TFLM runs (tinyc.backends.tflm.recurrent).
 
 The IR keeps explicit window pads; TFLite only knows SAME and VALID. Pads that are
 neither become a PAD (or PADV2) node in front of a VALID window. The writer works on
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinyc.backends.tflm.recurrent import lower_recurrent, prepare_lstm
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import attr, get_op
@@ -123,18 +125,26 @@ def _boundary_transposes(g: Graph) -> tuple[list[Node], list[Node]]:
     return head, tail
 
 
-def lower_for_tflite(g: Graph, file_layout: bool = True) -> Graph:
+def lower_for_tflite(g: Graph, file_layout: bool = True, notes: list[str] | None = None) -> Graph:
     """A copy of ``g`` whose every node maps onto one TFLite operator.
 
     With ``file_layout`` the graph I/O keeps the layout of the model it came from
-    (``external_perm``), through TRANSPOSE nodes at the boundary.
+    (``external_perm``), through TRANSPOSE nodes at the boundary. GRU and RNN layers are
+    unrolled and LSTMs take TFLM's form (see tinyc.backends.tflm.recurrent); what
+    ``compile`` should say about that is appended to ``notes``.
     """
-    g = g.copy()
+    unrolled, rec_notes, _ = lower_recurrent(g)
+    if notes is not None:
+        notes.extend(rec_notes)
+    g = unrolled.copy() if unrolled is g else unrolled
     head, tail = _boundary_transposes(g) if file_layout else ([], [])
     nodes: list[Node] = list(head)
     for node in g.nodes:
         if node.op in WINDOW_OPS and padding_kind(node, g) is None:
             nodes.append(_explicit_pad(node, g))
+        if node.op == "LSTM":
+            nodes.extend(prepare_lstm(node, g).nodes)
+            continue
         nodes.append(node)
     g.nodes = nodes + tail
     return g

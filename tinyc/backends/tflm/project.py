@@ -10,7 +10,7 @@ Vela; TFLM then runs Vela's ``ethos-u`` operator and whatever Vela left on the C
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ from tinyc.backends.tflm.cpp import (
     resolver_calls,
     resolver_headers,
 )
+from tinyc.backends.tflm.recurrent import cmsis_nn_lstm_notes, lower_recurrent
 from tinyc.backends.tflm.vela import VelaConfig, VelaReport, run_vela
 from tinyc.backends.tflm.view import ModelView
-from tinyc.backends.tflm.writer import write_tflite
+from tinyc.backends.tflm.writer import build_model
 from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.fsutil import atomic_dir
@@ -115,6 +116,8 @@ class TflmModel:
     vela_arena_bytes: int = 0
     vela_arena_note: str = ""
     vela: VelaReport | None = None
+    #: what writing the .tflite did that ``compile`` should say (recurrent lowerings)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def max_arena(self) -> int:
@@ -145,9 +148,12 @@ def npu_arena(data: bytes, core: str) -> tuple[int, str]:
 
 def prepare_model(g: Graph, board: Board) -> TflmModel:
     """Write the .tflite, size its arena, and on NPU boards run Vela."""
-    data = write_tflite(g)
+    kernel_notes = cmsis_nn_lstm_notes(g)  # the project runs CMSIS-NN's kernels
+    model = build_model(g)
+    data = model.data
     core = core_class(board.core, board.dsp, board.mve)
-    tm = TflmModel(data, model_facts(data), estimate_arena(data, core))
+    notes = model.notes + kernel_notes
+    tm = TflmModel(data, model_facts(data), estimate_arena(data, core), notes=notes)
     if board.npu is not None:
         if not g.is_quantized:
             raise TinycError(
@@ -279,13 +285,18 @@ def compile_tflm_project(
     if getattr(opts, "kernels", "tinyc") not in ("tinyc", "cmsis-nn"):
         raise TinycError(f"unknown kernels {opts.kernels!r}")
     tm = prepare_model(g, board)
+    # int8 GRU / RNN layers run as TFLM's int8 operators (see recurrent.py): the firmware
+    # computes the unrolled graph, so that is the project's reference and stored graph
+    unrolled, _, changed = lower_recurrent(g)
+    if changed:
+        g = unrolled
     inputs = test_vectors(g, getattr(opts, "test_input", None))
     expected = run_reference(g, inputs)
     ext_in = [to_external(g, n, x) for n, x in zip(g.inputs, inputs, strict=True)]
     ext_out = [to_external(g, n, expected[n]) for n in g.outputs]
     weight_bytes = sum(t.nbytes for t in g.constants())
     where = " (emulated twin and host builds, CPU)" if tm.vela is not None else ""
-    notes = [f"tensor arena{where}: {tm.arena.describe()}"]
+    notes = [*tm.notes, f"tensor arena{where}: {tm.arena.describe()}"]
     if tm.vela is not None:
         notes.append(f"tensor arena (board build, NPU): {tm.vela_arena_note}")
     if tm.vela is not None:

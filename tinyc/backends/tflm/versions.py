@@ -113,7 +113,20 @@ def _dequantize(op: OpRecord, ins: list[Tensor | None], outs: list[Tensor]) -> i
     return 1
 
 
+def _lstm(op: OpRecord, ins: list[Tensor | None], outs: list[Tensor]) -> int:
+    x, w = ins[0], ins[2]
+    assert x is not None and w is not None
+    if x.dtype == "int16" and w.dtype == "int8":
+        return 5
+    if op.options.diagonalRecurrentTensors:
+        return 4
+    if x.dtype == "float32" and w.dtype == "int8":  # hybrid
+        return 3 if op.options.asymmetricQuantizeInputs else 2
+    return 1
+
+
 RULES: dict[str, Rule] = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm,
     "CONV_2D": _conv,
     "DEPTHWISE_CONV_2D": _depthwise,
     "FULLY_CONNECTED": _fully_connected,
@@ -148,3 +161,43 @@ def op_version(op: OpRecord, g: Graph) -> int:
     ins = [g.tensors[i] if i else None for i in op.inputs]
     outs = [g.tensors[o] for o in op.outputs]
     return rule(op, ins, outs)
+
+
+RULES.update(
+    {
+        kind: _by_input_type(2)
+        for kind in (
+            "RESIZE_NEAREST_NEIGHBOR",
+            "RESIZE_BILINEAR",
+            "LEAKY_RELU",
+            "MAXIMUM",
+            "MINIMUM",
+            "SUM",
+            "REDUCE_MAX",
+            "REDUCE_MIN",
+            "ARG_MAX",
+            "ARG_MIN",
+            "L2_NORMALIZATION",
+            "SQUARED_DIFFERENCE",
+            "RSQRT",
+            "ABS",
+            "ELU",
+            "LOG_SOFTMAX",
+            "BATCH_TO_SPACE_ND",
+            "SPACE_TO_BATCH_ND",
+            "DEPTH_TO_SPACE",
+            "SPACE_TO_DEPTH",
+            "GATHER_ND",
+            "EQUAL",
+            "NOT_EQUAL",
+            "GREATER",
+            "GREATER_EQUAL",
+            "LESS",
+            "LESS_EQUAL",
+            "SELECT_V2",
+            "ADD_N",
+            "MIRROR_PAD",
+            "REVERSE_V2",
+        )
+    }
+)

@@ -52,6 +52,8 @@ class TfliteModel:
     tensor_index: dict[str, int]
     operators: list[OpRecord]
     versions: dict[str, int] = field(default_factory=dict)
+    #: what lowering did that ``compile`` should say (e.g. a GRU unrolled)
+    notes: list[str] = field(default_factory=list)
 
 
 class _Buffers:
@@ -90,6 +92,7 @@ def _tensor(t: Tensor, buffers: _Buffers) -> Any:
     tt.hasRank = True
     tt.type = _TYPE_CODES[t.dtype]
     tt.quantization = _quant(t)
+    tt.isVariable = t.variable  # a state: TFLM keeps it between invocations, no buffer data
     if t.data is not None:
         raw = np.ascontiguousarray(t.data).astype(t.data.dtype.newbyteorder("<")).tobytes()
         tt.buffer = buffers.add(raw)
@@ -137,7 +140,8 @@ def build_model(
 ) -> TfliteModel:
     """Lower ``g`` for TFLite and pack it (see ``write_tflite``)."""
     S = schema()
-    lowered = lower_for_tflite(g, file_layout=file_layout)
+    notes: list[str] = []
+    lowered = lower_for_tflite(g, file_layout=file_layout, notes=notes)
     consts = Consts(lowered)
     records = [emit(node, lowered, consts) for node in lowered.nodes]
 
@@ -164,6 +168,8 @@ def build_model(
         op.opcodeIndex = opcode_of[r.builtin]
         op.inputs = [idx(i) for i in r.inputs]
         op.outputs = [idx(o) for o in r.outputs]
+        if r.intermediates:
+            op.intermediates = [idx(i) for i in r.intermediates]
         op.builtinOptionsType = _options_type(r.options)
         op.builtinOptions = r.options
         operators.append(op)
@@ -189,7 +195,7 @@ def build_model(
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return TfliteModel(bytes(builder.Output()), index, records, versions)
+    return TfliteModel(bytes(builder.Output()), index, records, versions, notes)
 
 
 def write_tflite(

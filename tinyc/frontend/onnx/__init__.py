@@ -1,8 +1,10 @@
-"""ONNX frontend: float and QDQ-quantized ONNX models (opsets 7-21) -> Graph (NHWC inside).
+"""ONNX frontend: float, QDQ-quantized and QOperator-quantized (onnxruntime's QLinear* ops,
+com.microsoft ones included) ONNX models (opsets 7-21) -> Graph (NHWC inside).
 
 ``load_onnx`` reads and checks the file, runs ONNX shape inference, folds constant
 subgraphs, translates each node (layouts tracked per tensor so NCHW <-> NHWC transposes
-only appear where data really moves), then runs the cleanup passes: layout
+only appear where data really moves; a QOperator node as the dequantize - float op -
+quantize island it stands for, see ``ops_qlinear``), then runs the cleanup passes: layout
 simplification, Mul/Add folding into convolutions, activation fusion, Q/DQ fusion into
 int8 ops and folding the flatten transpose into fully connected weights.
 """

@@ -12,7 +12,13 @@ from onnx import helper
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.onnx import layout as L
-from tinyc.frontend.onnx.reader import ACTIVATION_DTYPES, OnnxModel, dtype_name, ir_dtype
+from tinyc.frontend.onnx.reader import (
+    ACTIVATION_DTYPES,
+    VALUE_DTYPES,
+    OnnxModel,
+    dtype_name,
+    ir_dtype,
+)
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import get_op
 from tinyc.ir.tensor import QuantParams, Tensor
@@ -361,7 +367,7 @@ class Builder:
                 else:
                     self._rename(ir, name)
                     ir = name
-            if self.g.tensors[ir].dtype not in ACTIVATION_DTYPES:
+            if self.g.tensors[ir].dtype not in VALUE_DTYPES:
                 raise UnsupportedError(
                     f"{self.om.what}: output {name!r} has unsupported dtype "
                     f"{self.g.tensors[ir].dtype}"

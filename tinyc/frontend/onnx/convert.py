@@ -8,18 +8,23 @@ from onnx import numpy_helper
 
 from tinyc.errors import TinycError, UnsupportedError
 from tinyc.frontend.onnx import (  # noqa: F401 (register)
+    ops_activation,
     ops_deconv,
     ops_index,
     ops_math,
     ops_nn,
+    ops_norm,
     ops_pointwise,
+    ops_qlinear,
     ops_quant,
+    ops_rearrange,
+    ops_resize,
     ops_rnn,
     ops_shape,
 )
 from tinyc.frontend.onnx.builder import Builder
 from tinyc.frontend.onnx.ops_quant import qconst_from_node
-from tinyc.frontend.onnx.reader import ACTIVATION_DTYPES, OnnxModel, ir_dtype
+from tinyc.frontend.onnx.reader import ACTIVATION_DTYPES, VALUE_DTYPES, OnnxModel, ir_dtype
 from tinyc.frontend.onnx.registry import OPS
 from tinyc.ir.graph import Graph
 from tinyc.ir.verify import NO_TRANSLATION
@@ -60,7 +65,8 @@ def _branches(node: onnx.NodeProto) -> dict[str, onnx.GraphProto]:
 
 
 def _translatable(node: onnx.NodeProto) -> bool:
-    return node.domain in DEFAULT_DOMAINS and node.op_type in OPS
+    """Default-domain ops by type; others (com.microsoft's QOperator ops) by domain.type."""
+    return _label(node) in OPS
 
 
 def _keep_unsupported(b: Builder, node: onnx.NodeProto, reason: str) -> None:
@@ -122,7 +128,7 @@ def _check_outputs(b: Builder, node: onnx.NodeProto) -> None:
         if not out or out not in b.values:
             continue
         t = b.ir_tensor(out)
-        if t.dtype not in ACTIVATION_DTYPES:
+        if t.dtype not in VALUE_DTYPES:
             raise UnsupportedError(f"{b.where()}: output {out!r} has unsupported dtype {t.dtype}")
         info = b.om.infos.get(out)
         ours = b.shape(out)
@@ -170,7 +176,7 @@ def _translate(b: Builder, nodes) -> None:
         else:
             mark = len(b.g.nodes)
             try:
-                OPS[node.op_type](b, node)
+                OPS[_label(node)](b, node)
                 _check_outputs(b, node)
             except TinycError as e:
                 after = any(

@@ -1,4 +1,4 @@
-"""Elementwise arithmetic, activations, Softmax and ReduceMean.
+"""Elementwise arithmetic, activations, Clip, Softmax and the reductions.
 
 Elementwise ops run in whatever layout their operands already have; constants are laid
 out to match.
@@ -102,23 +102,52 @@ def tanh(b: Builder, node: onnx.NodeProto) -> None:
 
 @onnx_op("Clip")
 def clip(b: Builder, node: onnx.NodeProto) -> None:
+    """[0, 6] is RELU6, [0, inf) RELU; other bounds are MAXIMUM / MINIMUM with the bound
+    (a constant, or a run-time tensor from opset 11 on)."""
+    x = node.input[0]
+    bounds: list[tuple[str, float | str]] = []
     if b.opset < 11:
         a = b.attrs(node)
-        lo, hi = float(a.get("min", -np.inf)), float(a.get("max", np.inf))
+        bounds = [("min", float(a.get("min", -np.inf))), ("max", float(a.get("max", np.inf)))]
     else:
-        lo_name, hi_name = inputs(node, 1), inputs(node, 2)
-        lo = float(np.asarray(b.const(lo_name, "min")).reshape(-1)[0]) if lo_name else -np.inf
-        hi = float(np.asarray(b.const(hi_name, "max")).reshape(-1)[0]) if hi_name else np.inf
-    hi = np.inf if hi >= FLOAT32_MAX else hi
-    lo = -np.inf if lo <= -FLOAT32_MAX else lo
+        for what, name, default in (
+            ("min", inputs(node, 1), -np.inf),
+            ("max", inputs(node, 2), np.inf),
+        ):
+            if name and not b.is_const(name):
+                bounds.append((what, name))
+            else:
+                value = float(np.asarray(b.const(name, what)).reshape(-1)[0]) if name else default
+                bounds.append((what, value))
+    (_, lo), (_, hi) = bounds
+    if isinstance(hi, float) and hi >= FLOAT32_MAX:
+        hi = np.inf
+    if isinstance(lo, float) and lo <= -FLOAT32_MAX:
+        lo = -np.inf
     if lo == 0 and hi == 6:
         _unary(b, node, "RELU6")
     elif lo == 0 and hi == np.inf:
         _unary(b, node, "RELU")
     elif lo == -np.inf and hi == np.inf:
-        b.values[node.output[0]] = b.value(node.input[0])
+        b.values[node.output[0]] = b.value(x)
     else:
-        raise b.unsupported(f"Clip to [{lo:g}, {hi:g}] (only [0, 6] and [0, inf) map to tinyc ops)")
+        _clamp(b, node, x, lo, hi)
+
+
+def _clamp(b: Builder, node: onnx.NodeProto, x: str, lo: float | str, hi: float | str) -> None:
+    cur = x
+    steps = [(k, v) for k, v in (("MAXIMUM", lo), ("MINIMUM", hi)) if v not in (-np.inf, np.inf)]
+    for i, (kind, bound) in enumerate(steps):
+        if isinstance(bound, str):
+            operand = bound
+        else:
+            operand = f"{node.output[0]}#{kind.lower()}_bound"
+            b.consts[operand] = np.asarray(bound, np.float32)
+        last = i == len(steps) - 1
+        out = node.output[0] if last else f"{node.output[0]}#{kind.lower()}"
+        ir, perm = align(b, [cur, operand])
+        b.bind(out, b.emit(kind, ir, {}, out), perm)
+        cur = out
 
 
 @onnx_op("Softmax")
@@ -153,30 +182,71 @@ def _softmax_2d(b: Builder, node: onnx.NodeProto, shape, axis: int) -> None:
     b.bind(node.output[0], out, L.identity(len(shape)))
 
 
-@onnx_op("ReduceMean")
-def reduce_mean(b: Builder, node: onnx.NodeProto) -> None:
-    x = node.input[0]
-    v = float_value(b, x)
-    rank = b.rank(x)
+#: ONNX reduction -> (IR op, the opset from which the axes are an input, not an attribute)
+REDUCTIONS = {
+    "ReduceMean": ("MEAN", 18),
+    "ReduceMax": ("REDUCE_MAX", 18),
+    "ReduceMin": ("REDUCE_MIN", 18),
+    "ReduceSum": ("SUM", 13),
+}
+
+
+def reduce_axes(b: Builder, node: onnx.NodeProto, since: int) -> list[int] | None:
+    """The reduced axes (sorted, non-negative); None when the node reduces nothing."""
+    rank = b.rank(node.input[0])
     a = b.attrs(node)
-    if b.opset >= 18:
-        axes_name = inputs(node, 1)
-        axes = (
-            [int(i) for i in np.asarray(b.const(axes_name, "axes")).reshape(-1)]
-            if axes_name
-            else []
-        )
+    if b.opset >= since:
+        name = inputs(node, 1)
+        axes = [int(i) for i in np.asarray(b.const(name, "axes")).reshape(-1)] if name else []
     else:
         axes = [int(i) for i in a.get("axes", [])]
     if not axes:
         if a.get("noop_with_empty_axes", 0):
-            b.values[node.output[0]] = v
-            return
+            return None
         axes = list(range(rank))
     if any(not -rank <= i < rank for i in axes):
         raise b.unsupported(f"axes {axes} for rank {rank}")
-    axes = sorted({i % rank for i in axes})
-    keep = bool(a.get("keepdims", 1))
+    return sorted({i % rank for i in axes})
+
+
+@onnx_op(*REDUCTIONS)
+def reduce(b: Builder, node: onnx.NodeProto) -> None:
+    kind, since = REDUCTIONS[node.op_type]
+    x = node.input[0]
+    v = float_value(b, x)
+    axes = reduce_axes(b, node, since)
+    if axes is None:
+        b.values[node.output[0]] = v
+        return
+    keep = bool(b.attrs(node).get("keepdims", 1))
     ir_axes = tuple(sorted(v.perm.index(i) for i in axes))
-    out = b.emit("MEAN", [v.ir], {"axes": ir_axes, "keep_dims": keep}, node.output[0])
+    out = b.emit(kind, [v.ir], {"axes": ir_axes, "keep_dims": keep}, node.output[0])
     b.bind(node.output[0], out, v.perm if keep else L.drop_axes(v.perm, axes))
+
+
+@onnx_op("ArgMax", "ArgMin")
+def arg_max(b: Builder, node: onnx.NodeProto) -> None:
+    """ARG_MAX / ARG_MIN in the input's layout (float or int8, raw values compared); the
+    indices are int32 (ONNX says int64)."""
+    x = node.input[0]
+    a = b.attrs(node)
+    if a.get("select_last_index", 0):
+        raise b.unsupported("select_last_index=1 (the first index only)")
+    v = b.value(x)
+    rank = len(v.perm)
+    axis = int(a.get("axis", 0))
+    if not -rank <= axis < rank:
+        raise b.unsupported(f"axis {axis} for rank {rank}")
+    axis %= rank
+    kind = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
+    keep = bool(a.get("keepdims", 1))
+    k = v.perm.index(axis)
+    name = f"{node.output[0]}#indices" if keep else node.output[0]
+    out = b.emit(kind, [v.ir], {"axis": k}, name, "int32")
+    if not keep:
+        b.bind(node.output[0], out, L.drop_axes(v.perm, [axis]))
+        return
+    shape = b.g.tensors[v.ir].shape
+    kept = shape[:k] + (1,) + shape[k + 1 :]
+    out = b.emit("RESHAPE", [out], {"shape": kept}, node.output[0], "int32", "keepdims")
+    b.bind(node.output[0], out, v.perm)

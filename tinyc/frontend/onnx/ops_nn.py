@@ -1,4 +1,4 @@
-"""Conv, pooling, BatchNormalization, Gemm and MatMul.
+"""Conv, pooling, BatchNormalization, Gemm and MatMul (FULLY_CONNECTED or BATCH_MATMUL).
 
 Convolutions and pools run channel-last (NHWC); 1-D ones (NCW) run as 2-D with H = 1.
 """
@@ -12,6 +12,7 @@ import onnx
 
 from tinyc.frontend.onnx import layout as L
 from tinyc.frontend.onnx.builder import Builder, QConst
+from tinyc.frontend.onnx.ops_math import align, float_value
 from tinyc.frontend.onnx.registry import inputs, onnx_op
 from tinyc.ir.tensor import QuantParams
 
@@ -170,7 +171,8 @@ def _pool(b: Builder, node: onnx.NodeProto, kind: str) -> None:
             )
             pads = (0, 0, 0, 0)
         attrs = {"filter": k, "stride": s, "pads": pads}
-        out = b.emit(kind, [xin], attrs, _out(node.output[0], one_d), t.dtype)
+        quant = t.quant if kind == "MAX_POOL_2D" else None  # an int8 max pool keeps its input's
+        out = b.emit(kind, [xin], attrs, _out(node.output[0], one_d), t.dtype, quant=quant)
     _bind_spatial(b, node.output[0], out, one_d)
 
 
@@ -207,7 +209,7 @@ def global_pool(b: Builder, node: onnx.NodeProto) -> None:
     else:
         t = b.g.tensors[xin]
         attrs = {"filter": tuple(xs[2:]), "stride": (1, 1), "pads": (0, 0, 0, 0)}
-        out = b.emit("MAX_POOL_2D", [xin], attrs, name, t.dtype)
+        out = b.emit("MAX_POOL_2D", [xin], attrs, name, t.dtype, quant=t.quant)
     _bind_spatial(b, node.output[0], out, one_d)
 
 
@@ -244,40 +246,66 @@ def _affine(b: Builder, node: onnx.NodeProto, x: str, mul: np.ndarray, add: np.n
 
 @onnx_op("Gemm")
 def gemm(b: Builder, node: onnx.NodeProto) -> None:
+    """A run-time A times a constant B is a FULLY_CONNECTED (alpha folded into the
+    weights, a vector C into the bias); two run-time operands give a BATCH_MATMUL. Other
+    forms of C (a matrix, a run-time tensor, any beta) are added after the product."""
     a = b.attrs(node)
     x, w, c = node.input[0], node.input[1], inputs(node, 2)
-    if not b.is_const(w):
-        raise b.unsupported("B must be a constant (weights)")
-    if b.is_const(x):
-        raise b.unsupported("A must be a run-time tensor")
     alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-    xin = b.as_layout(x, (1, 0) if a.get("transA", 0) else (0, 1))
-    wperm = (0, 1) if a.get("transB", 0) else (1, 0)
-    wt = b.operand(w, wperm, scale=alpha)
-    n_out = b.g.tensors[wt].shape[0]
-    ins = [xin, wt]
-    extra = None
-    if c:
-        cs = b.shape(c)
-        if b.is_const(c) and all(d == 1 for d in cs[:-1]) and (not cs or cs[-1] in (1, n_out)):
+    trans_a, trans_b = bool(a.get("transA", 0)), bool(a.get("transB", 0))
+    if b.is_const(x) and b.is_const(w):
+        raise b.unsupported("constant A and B (nothing to compute)")
+    extra = c or None
+    out_name = node.output[0] if not c else f"{node.output[0]}#mm"
+    if b.is_const(w) and not b.is_const(x) and not _offset_weights(b, w):
+        xin = b.as_layout(x, (1, 0) if trans_a else (0, 1))
+        wt = b.operand(w, (0, 1) if trans_b else (1, 0), scale=alpha)
+        n_out = b.g.tensors[wt].shape[0]
+        ins = [xin, wt]
+        cs = b.shape(c) if c else ()
+        if (
+            c
+            and b.is_const(c)
+            and all(d == 1 for d in cs[:-1])
+            and (not cs or cs[-1] in (1, n_out))
+        ):
             if c in b.qconsts and cs == (n_out,) and beta == 1.0:
                 ins.append(b.operand(c, (0,)))  # a quantized bias stays quantized
             else:
                 ins.append(_bias_vector(b, c, n_out, beta))
-        else:
-            extra = c
-    out_name = node.output[0] if extra is None else f"{node.output[0]}#mm"
-    out = b.emit("FULLY_CONNECTED", ins, {}, out_name)
-    if extra is not None:
-        if beta != 1.0:
-            raise b.unsupported("beta != 1 with a full-matrix C")
-        cin = (
-            b.as_layout(extra, (0, 1))
-            if not b.is_const(extra)
-            else b.operand(extra, (0, 1), rank=2)
-        )
-        out = b.emit("ADD", [out, cin], {}, node.output[0], suffix="bias")
-    b.bind(node.output[0], out, (0, 1))
+            extra, out_name = None, node.output[0]
+        out = b.emit("FULLY_CONNECTED", ins, {}, out_name)
+    else:
+        lhs, adj_x = _matmul_operand(b, x, trans_a)
+        rhs, adj_y = _matmul_operand(b, w, trans_b)
+        attrs = {"adj_x": adj_x, "adj_y": adj_y}
+        product = out_name if alpha == 1.0 else f"{node.output[0]}#product"
+        out = b.emit("BATCH_MATMUL", [lhs, rhs], attrs, product)
+        if alpha != 1.0:
+            k = b.const_tensor(np.full((1, 1), alpha, np.float32), f"{node.output[0]}#alpha")
+            out = b.emit("MUL", [out, k], {}, out_name, suffix="alpha")
+    b.bind(out_name, out, (0, 1))
+    if extra is None:
+        return
+    if b.is_const(extra):
+        scaled = f"{extra}#beta{beta:g}"
+        b.consts[scaled] = (np.asarray(b.const(extra, "C"), np.float64) * beta).astype(np.float32)
+        extra = scaled
+    elif beta != 1.0:
+        v = float_value(b, extra)
+        k = b.const_tensor(np.full((1,) * len(v.perm), beta, np.float32), f"{extra}#beta")
+        scaled = f"{extra}#beta{beta:g}"
+        b.bind(scaled, b.emit("MUL", [v.ir, k], {}, scaled, suffix="beta"), v.perm)
+        extra = scaled
+    ir, perm = align(b, [out_name, extra])
+    b.bind(node.output[0], b.emit("ADD", ir, {}, node.output[0], suffix="bias"), perm)
+
+
+def _offset_weights(b: Builder, w: str) -> bool:
+    """Stored per-tensor weights with a zero point (a quantizer that took a constant for an
+    activation): FULLY_CONNECTED's int8 weights are symmetric, BATCH_MATMUL's may be not."""
+    qc = b.qconsts.get(w)
+    return qc is not None and not qc.quant.per_channel and qc.quant.zp != 0
 
 
 def _bias_vector(b: Builder, c: str, n: int, beta: float) -> str:
@@ -286,20 +314,72 @@ def _bias_vector(b: Builder, c: str, n: int, beta: float) -> str:
     return b.const_tensor(np.ascontiguousarray(vec), f"{c}#bias")
 
 
+def _matmul_operand(b: Builder, name: str, trans: bool) -> tuple[str, bool]:
+    """An operand of rank >= 2 for BATCH_MATMUL and its adj flag: a run-time value whose
+    layout only swaps the last two axes is read as it is (the swap becomes the flag);
+    other layouts are brought to ONNX order."""
+    rank = b.rank(name)
+    ident = L.identity(rank)
+    if b.is_const(name):
+        return b.operand(name, ident), trans
+    v = b.value(name)
+    swapped = ident[:-2] + (rank - 1, rank - 2)
+    if v.perm == swapped:
+        return v.ir, not trans
+    return b.as_layout(name, ident), trans
+
+
 @onnx_op("MatMul")
 def matmul(b: Builder, node: onnx.NodeProto) -> None:
+    """A run-time A times a constant 2-D B is a FULLY_CONNECTED; any other pair (both at
+    run time, a constant A, a batched constant B, stored B with a zero point) is a
+    BATCH_MATMUL, 1-D operands as ONNX says (a leading / trailing 1 added, then removed)."""
     x, w = node.input[0], node.input[1]
-    if not b.is_const(w) or b.is_const(x):
-        raise b.unsupported("only a run-time A times a constant 2-D B is supported")
-    ws = b.shape(w)
-    if len(ws) != 2:
-        raise b.unsupported(f"a constant B of rank {len(ws)} (2-D only)")
-    rank = b.rank(x)
-    if rank < 2:
-        raise b.unsupported("a 1-D A is not supported")
-    v = b.value(x)
-    perm = v.perm if v.perm[-1] == rank - 1 else L.identity(rank)
-    xin = b.as_layout(x, perm)
-    wt = b.operand(w, (1, 0))
-    out = b.emit("FULLY_CONNECTED", [xin, wt], {"keep_num_dims": rank > 2}, node.output[0])
-    b.bind(node.output[0], out, perm)
+    if b.is_const(x) and b.is_const(w):
+        raise b.unsupported("constant operands (nothing to compute)")
+    if b.is_const(w) and len(b.shape(w)) == 2 and b.rank(x) >= 2 and not _offset_weights(b, w):
+        rank = b.rank(x)
+        v = b.value(x)
+        perm = v.perm if v.perm[-1] == rank - 1 else L.identity(rank)
+        xin = b.as_layout(x, perm)
+        wt = b.operand(w, (1, 0))
+        out = b.emit("FULLY_CONNECTED", [xin, wt], {"keep_num_dims": rank > 2}, node.output[0])
+        b.bind(node.output[0], out, perm)
+        return
+    names = []
+    for i, (n, pos) in enumerate(((x, 0), (w, -1))):
+        if b.rank(n) != 1:
+            names.append(n)
+            continue
+        alias = f"{n}#as2d_{i}"
+        if b.is_const(n):
+            data = np.asarray(b.const(n, "operand"))
+            b.consts[alias] = data[None, :] if pos == 0 else data[:, None]
+        else:
+            t = b.ir_tensor(n)
+            shape = (1, t.shape[0]) if pos == 0 else (t.shape[0], 1)
+            b.bind(
+                alias,
+                b.emit(
+                    "RESHAPE", [b.value(n).ir], {"shape": shape}, alias, t.dtype, "as_2d", t.quant
+                ),
+                (0, 1),
+            )
+        names.append(alias)
+    lhs, adj_x = _matmul_operand(b, names[0], False)
+    rhs, adj_y = _matmul_operand(b, names[1], False)
+    attrs = {"adj_x": adj_x, "adj_y": adj_y}
+    want = b.om.infos.get(node.output[0])
+    squeeze = b.rank(x) == 1 or b.rank(w) == 1
+    name = f"{node.output[0]}#bmm" if squeeze else node.output[0]
+    out = b.emit("BATCH_MATMUL", [lhs, rhs], attrs, name)
+    shape = b.g.tensors[out].shape
+    if squeeze:
+        if b.rank(x) == 1:
+            shape = shape[:-2] + shape[-1:]
+        if b.rank(w) == 1:
+            shape = shape[:-1]
+        if want is not None and want.shape is not None:
+            shape = want.shape
+        out = b.emit("RESHAPE", [out], {"shape": tuple(shape)}, node.output[0], suffix="squeeze")
+    b.bind(node.output[0], out, L.identity(len(b.g.tensors[out].shape)))

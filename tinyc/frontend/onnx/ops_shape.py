@@ -260,7 +260,13 @@ def pad(b: Builder, node: onnx.NodeProto) -> None:
     else:
         pads = [int(p) for p in np.asarray(b.const(node.input[1], "pads")).reshape(-1)]
         vname = inputs(node, 2)
+        if vname and np.asarray(b.const(vname, "value")).dtype.kind in "iu":
+            _pad_integer(b, node, np.asarray(b.const(vname, "value")))
+            return
         value = float(np.asarray(b.const(vname, "value")).reshape(-1)[0]) if vname else 0.0
+        if not vname and b.ir_tensor(x).quant is not None:
+            _pad_integer(b, node, None)
+            return
     axes = list(range(rank))
     if b.opset >= 18 and inputs(node, 3):
         axes = [int(i) % rank for i in np.asarray(b.const(node.input[3], "axes")).reshape(-1)]
@@ -282,4 +288,32 @@ def pad(b: Builder, node: onnx.NodeProto) -> None:
         fill = quantize_value(t.quant.s, t.quant.zp, value)
     attrs = {"paddings": paddings, "value": fill}
     out = b.emit("PAD", [v.ir], attrs, node.output[0], t.dtype, quant=t.quant)
+    b.bind(node.output[0], out, v.perm)
+
+
+def _pad_integer(b: Builder, node: onnx.NodeProto, value: np.ndarray | None) -> None:
+    """Pad of an 8-bit tensor (the QOperator form pads its quantized values directly): the
+    value is a raw integer of the file's type (uint8 ones move by -128 like the data)."""
+    x = node.input[0]
+    t = b.ir_tensor(x)
+    if t.dtype != "int8":
+        raise b.unsupported(f"an integer pad value for a {t.dtype} tensor")
+    if value is not None:
+        unsigned = value.dtype == np.uint8
+        raw = int(value.reshape(-1)[0])
+    else:
+        info = b.om.infos.get(x)
+        if info is None:
+            raise b.unsupported("no pad value, and the input's integer type is unknown")
+        unsigned, raw = info.dtype == onnx.TensorProto.UINT8, 0
+    fill = raw - 128 if unsigned else raw
+    rank = b.rank(x)
+    pads = [int(p) for p in np.asarray(b.const(node.input[1], "pads")).reshape(-1)]
+    if b.opset >= 18 and inputs(node, 3) or len(pads) != 2 * rank or min(pads) < 0:
+        raise b.unsupported(f"pads {pads} (all axes, non-negative, for an 8-bit tensor)")
+    v = b.value(x)
+    paddings = tuple((pads[p], pads[p + rank]) for p in v.perm)
+    out = b.emit(
+        "PAD", [v.ir], {"paddings": paddings, "value": fill}, node.output[0], t.dtype, quant=t.quant
+    )
     b.bind(node.output[0], out, v.perm)

@@ -22,6 +22,8 @@ DTYPES: dict[int, str] = {
 }
 #: element types a run-time (non-constant) tensor may have
 ACTIVATION_DTYPES = ("float32", "int8", "uint8")
+#: element types a computed tensor (or graph output) may have: ArgMax gives int32 indices
+VALUE_DTYPES = (*ACTIVATION_DTYPES, "int32")
 #: oldest default-domain opset read as is; older models go through the version converter
 MIN_OPSET = 7
 UPGRADE_TO = 11
@@ -95,6 +97,11 @@ def _opset(model: onnx.ModelProto, what: str) -> int:
 
 
 def _validate(model: onnx.ModelProto, what: str) -> None:
+    inputs = {i.name for i in model.graph.input}
+    if model.ir_version < 4 and any(i.name not in inputs for i in model.graph.initializer):
+        # IR version 3 lists every initializer as an input; tools that add initializers
+        # to old files (onnxruntime's quantizer) leave the version as it was
+        model.ir_version = 4
     try:
         onnx.checker.check_model(model)
     except Exception as e:

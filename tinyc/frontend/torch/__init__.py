@@ -14,8 +14,9 @@ the convolution or linear layer before it where that layer has no other reader, 
 a per-channel MUL + ADD otherwise. Recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN`` and
 their cells) become the IR's LSTM / GRU / RNN ops (``ops_rnn``).
 
-Operator translations live by family in ``ops_nn``, ``ops_math``, ``ops_shape`` and
-``ops_rnn``, registered by name in ``registry``.
+Operator translations live by family in ``ops_nn``, ``ops_math``, ``ops_activation``,
+``ops_reduce``, ``ops_resize``, ``ops_shape`` and ``ops_rnn``, registered by name in
+``registry``.
 """
 
 from tinyc.frontend.torch.loader import (

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.frontend.torch import ops_math, ops_nn, ops_rnn, ops_shape  # noqa: F401 (register)
+from tinyc.frontend.torch import (  # noqa: F401 (register)
+    ops_activation,
+    ops_math,
+    ops_nn,
+    ops_reduce,
+    ops_resize,
+    ops_rnn,
+    ops_shape,
+)
 from tinyc.frontend.torch.registry import BROADCASTS, CONV1D, HANDLERS, target_label, target_name
 from tinyc.frontend.torch.values import NHWC, Act, Value, View, inverse, torch_module
 from tinyc.ir.graph import Graph, Node
@@ -70,9 +78,10 @@ class Converter:
             outs.append(out)
         node = Node(kind, name, inputs, outs, attrs or {})
         self.g.nodes.append(node)
-        for out, (shape, _) in zip(outs, get_op(kind).infer(node, self.g), strict=False):
+        for out, (shape, dtype) in zip(outs, get_op(kind).infer(node, self.g), strict=False):
             if out:
                 self.g.tensors[out].shape = tuple(shape)
+                self.g.tensors[out].dtype = dtype  # float32, or e.g. ARG_MAX's int32
                 self.producer[out] = node
         return outs
 

@@ -130,26 +130,6 @@ for _name, _kind in {
     HANDLERS[_name] = _unary(_kind)
 
 
-def _clamp_kind(lo: Any, hi: Any) -> str:
-    lo = None if lo is None else float(lo)
-    hi = None if hi is None else float(hi)
-    if lo == 0.0 and hi == 6.0:
-        return "RELU6"
-    if lo == 0.0 and hi is None:
-        return "RELU"
-    raise UnsupportedError(f"clamp to [{lo}, {hi}] (only ReLU and ReLU6 ranges)")
-
-
-@handles("hardtanh", "hardtanh_")
-def _hardtanh(c: Converter, node: Any, a: dict[str, Value]) -> Value:
-    return _unary(_clamp_kind(a["min_val"], a["max_val"]))(c, node, a)
-
-
-@handles("clamp", "clamp_", "clip")
-def _clamp(c: Converter, node: Any, a: dict[str, Value]) -> Value:
-    return _unary(_clamp_kind(a.get("min"), a.get("max")))(c, node, a)
-
-
 @handles("silu", "silu_")
 def _silu(c: Converter, node: Any, a: dict[str, Value]) -> Value:
     """x * sigmoid(x): two TFLM ops."""

@@ -1,5 +1,5 @@
-"""Layers with weights and windows: convolution, linear / matrix products, batch norm,
-pooling, softmax."""
+"""Layers with weights and windows: convolution, linear / matrix products (BATCH_MATMUL when
+both operands are run-time tensors), batch norm, layer norm, pooling, softmax."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from tinyc.errors import UnsupportedError
 from tinyc.frontend.torch.ops_math import binary_const
 from tinyc.frontend.torch.registry import handles, target_name
-from tinyc.frontend.torch.values import NHWC, Act, Value, View, pair
+from tinyc.frontend.torch.values import NHWC, Act, Value, View, is_tensor, pair
 from tinyc.ir.ops import get_op
 
 if TYPE_CHECKING:
@@ -114,20 +114,87 @@ def _addmm(c: Converter, node: Any, a: dict[str, Value]) -> Value:
 
 @handles("mm", "matmul")
 def _mm(c: Converter, node: Any, a: dict[str, Value]) -> Value:
+    """A constant 2-D right operand: FULLY_CONNECTED; otherwise BATCH_MATMUL."""
     x, w = a["self"], a.get("mat2", a.get("other"))
-    if not isinstance(w, np.ndarray) or w.ndim != 2:
-        raise UnsupportedError("matrix products need a constant 2-D right operand")
-    return _fc(c, node, x, w.T, None)
+    if isinstance(w, np.ndarray) and w.ndim == 2 and is_tensor(x) and len(x.shape) >= 2:
+        return _fc(c, node, x, w.T, None)
+    return batch_matmul(c, node, x, w)
 
 
 @handles("bmm")
 def _bmm(c: Converter, node: Any, a: dict[str, Value]) -> Value:
     """A batch of products with one constant matrix (a decomposed layer's input
-    projection over all time steps): one FULLY_CONNECTED."""
+    projection over all time steps) is one FULLY_CONNECTED; anything else BATCH_MATMUL."""
     x, w = a["self"], a["mat2"]
-    if not isinstance(w, np.ndarray) or w.ndim != 3 or not np.all(w == w[:1]):
-        raise UnsupportedError("batched products need one constant right operand for all")
-    return _fc(c, node, x, w[0].T, None)
+    if isinstance(w, np.ndarray) and w.ndim == 3 and np.all(w == w[:1]) and is_tensor(x):
+        return _fc(c, node, x, w[0].T, None)
+    return batch_matmul(c, node, x, w)
+
+
+def _bmm_operand(c: Converter, node: Any, v: Value, pos: int) -> tuple[str, bool, int]:
+    """(IR tensor, adj flag, PyTorch rank) of a matmul operand: a layout that only swaps
+    the last two dims is read as it is (the flag says so); 1-D operands get the unit dim
+    matmul gives them (leading for the left, trailing for the right)."""
+    if not is_tensor(v):
+        arr = np.asarray(v, np.float32)
+        rank = arr.ndim
+        if rank == 1:
+            arr = arr[None, :] if pos == 0 else arr[:, None]
+        return c.const(np.ascontiguousarray(arr), f"{node.name}_operand{pos}"), False, rank
+    x = c.materialize(v)
+    rank = len(x.shape)
+    if rank == 1:
+        x = c.to_perm(x, (0,))
+        shape = (1, x.shape[0]) if pos == 0 else (x.shape[0], 1)
+        out = c.emit("RESHAPE", [x.name], f"{node.name}_as2d{pos}", {"shape": shape})
+        return out, False, 1
+    ident = tuple(range(rank))
+    if x.perm == ident[:-2] + (rank - 1, rank - 2):
+        return x.name, True, rank
+    return c.to_perm(x, ident).name, False, rank
+
+
+def batch_matmul(c: Converter, node: Any, x: Value, w: Value) -> Act:
+    lhs, adj_x, rx = _bmm_operand(c, node, x, 0)
+    rhs, adj_y, ry = _bmm_operand(c, node, w, 1)
+    want = tuple(int(d) for d in node.meta["val"].shape)
+    attrs = {"adj_x": adj_x, "adj_y": adj_y}
+    squeeze = rx == 1 or ry == 1
+    out = c.emit("BATCH_MATMUL", [lhs, rhs], f"{node.name}_bmm" if squeeze else node.name, attrs)
+    if squeeze:
+        out = c.emit("RESHAPE", [out], node.name, {"shape": want})
+    return c.act_from(out, tuple(range(len(want))))
+
+
+@handles("layer_norm", "native_layer_norm")
+def _layer_norm(c: Converter, node: Any, a: dict[str, Value]) -> Value:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the trailing normalized_shape
+    dims, in the input's storage layout (float; IR ops MEAN, SUB, MUL, ADD, SQRT, DIV)."""
+    x = c.materialize(a["input"])
+    w, b = a.get("weight"), a.get("bias")
+    for v in (w, b):
+        if v is not None and not isinstance(v, np.ndarray):
+            raise UnsupportedError("layer_norm weight and bias must be constants")
+    k = len(a["normalized_shape"])
+    rank = len(x.shape)
+    dims = range(rank - k, rank)
+    axes = tuple(sorted(x.perm.index(d) for d in dims))
+    base = node.name
+    attrs = {"axes": axes, "keep_dims": True}
+    ones = (1,) * rank
+    eps = c.const(np.full(ones, float(a["eps"]), np.float32), f"{base}_eps")
+    mean = c.emit("MEAN", [x.name], f"{base}_mean", attrs)
+    d = c.emit("SUB", [x.name, mean], f"{base}_centered")
+    var = c.emit("MEAN", [c.emit("MUL", [d, d], f"{base}_squared")], f"{base}_var", attrs)
+    std = c.emit("SQRT", [c.emit("ADD", [var, eps], f"{base}_var_eps")], f"{base}_std")
+    y: Value = c.act_from(c.emit("DIV", [d, std], f"{base}_normalized"), x.perm)
+    if w is not None:
+        y = binary_const(c, node, "MUL", y, w, "weight")
+    if b is not None:
+        y = binary_const(c, node, "ADD", y, b, "bias")
+    if target_name(node) == "native_layer_norm":
+        return (y, None, None)
+    return y
 
 
 def _bn_affine(a: dict[str, Value], channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,18 +334,6 @@ def _avg_pool(c: Converter, node: Any, a: dict[str, Value]) -> Value:
         padded = c.emit("PAD", [x.name], f"{node.name}_pad", {"paddings": paddings, "value": 0})
         x, pads = c.act_from(padded, NHWC), (0, 0, 0, 0)
     attrs = {"filter": k, "stride": s, "pads": pads}
-    return c.act_from(c.emit("AVERAGE_POOL_2D", [x.name], node.name, attrs), NHWC)
-
-
-@handles("adaptive_avg_pool2d", "_adaptive_avg_pool2d")
-def _adaptive_avg_pool(c: Converter, node: Any, a: dict[str, Value]) -> Value:
-    x = c.nhwc(a["self"], "adaptive_avg_pool2d")
-    _, h, w, _ = c.g.tensors[x.name].shape
-    oh, ow = pair(a["output_size"])
-    if h % oh or w % ow:
-        raise UnsupportedError(f"adaptive pooling {h}x{w} -> {oh}x{ow} (not a whole ratio)")
-    k = (h // oh, w // ow)
-    attrs = {"filter": k, "stride": k, "pads": (0, 0, 0, 0)}
     return c.act_from(c.emit("AVERAGE_POOL_2D", [x.name], node.name, attrs), NHWC)
 
 

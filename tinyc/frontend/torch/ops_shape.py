@@ -47,21 +47,66 @@ def _to_copy(c: Converter, node: Any, a: dict[str, Value]) -> Value:
     return a["self"]
 
 
-@handles("repeat", "expand")
+@handles("repeat", "expand", "expand_copy")
 def _repeat(c: Converter, node: Any, a: dict[str, Value]) -> Value:
-    """Broadcast operands: kept unexpanded when every reader broadcasts anyway."""
+    """Broadcast operands: kept unexpanded when every reader broadcasts anyway (an
+    elementwise op with an operand of the full shape); otherwise materialized with
+    BROADCAST_TO (repeat: a new unit axis before each repeated dim, broadcast, merged)."""
     x = a["self"]
-    if is_tensor(x) and tuple(int(d) for d in node.meta["val"].shape) == x.shape:
+    want = tuple(int(d) for d in node.meta["val"].shape)
+    if is_tensor(x) and want == x.shape:
         return x  # expands nothing
+    if _readers_broadcast(node, want):
+        return x
+    src = c.materialize(x)
+    src = c.with_rank(src, len(want))
+    ishape = c.g.tensors[src.name].shape
+    if target_name(node) != "repeat":
+        target = tuple(want[p] for p in src.perm)
+        out = c.emit("BROADCAST_TO", [src.name], node.name, {"shape": target})
+        return c.act_from(out, src.perm)
+    reps = [int(r) for r in a["repeats"]]
+    reps = [reps[p] for p in src.perm]  # storage order
+    split, wide, merged = [], [], []
+    for r, d in zip(reps, ishape, strict=True):
+        split += [1, d] if r > 1 else [d]
+        wide += [r, d] if r > 1 else [d]
+        merged.append(r * d)
+    y = c.emit("RESHAPE", [src.name], f"{node.name}_split", {"shape": tuple(split)})
+    y = c.emit("BROADCAST_TO", [y], f"{node.name}_tile", {"shape": tuple(wide)})
+    return c.act_from(c.emit("RESHAPE", [y], node.name, {"shape": tuple(merged)}), src.perm)
+
+
+def _readers_broadcast(node: Any, want: tuple[int, ...]) -> bool:
     readers = {target_name(u) for u in node.users}
-    if not readers <= {"add", "sub", "mul", "add_", "sub_", "mul_"}:
-        raise UnsupportedError(f"{target_name(node)} feeding {sorted(readers)}")
+    if not readers or not readers <= {"add", "sub", "mul", "add_", "sub_", "mul_"}:
+        return False
     for u in node.users:
         other = [x for x in u.args[:2] if x is not node]
-        want = tuple(int(d) for d in node.meta["val"].shape)
-        if not other or tuple(int(d) for d in other[0].meta["val"].shape) != want:
-            raise UnsupportedError("repeat/expand whose other operand is smaller")
-    return a["self"]
+        if not other or not hasattr(other[0], "meta"):
+            return False
+        if tuple(int(d) for d in other[0].meta["val"].shape) != want:
+            return False
+    return True
+
+
+@handles("pad", "constant_pad_nd")
+def _pad(c: Converter, node: Any, a: dict[str, Value]) -> Value:
+    """Constant padding (PyTorch's pad list runs from the last dim backwards)."""
+    if a.get("mode", "constant") != "constant":
+        raise UnsupportedError(f"pad mode {a['mode']!r} (constant only)")
+    x = c.materialize(a["self"] if "self" in a else a["input"])
+    pads = [int(p) for p in a["pad"]]
+    if min(pads, default=0) < 0:
+        raise UnsupportedError("negative padding (cropping)")
+    rank = len(x.shape)
+    per_dim = [(0, 0)] * rank
+    for i in range(len(pads) // 2):
+        per_dim[rank - 1 - i] = (pads[2 * i], pads[2 * i + 1])
+    value = a.get("value")
+    value = 0.0 if value is None else float(value)
+    attrs = {"paddings": tuple(per_dim[p] for p in x.perm), "value": value if value else None}
+    return c.act_from(c.emit("PAD", [x.name], node.name, attrs), x.perm)
 
 
 def _view_of(v: Value, shape: tuple[int, ...]) -> Value:
@@ -82,6 +127,7 @@ def _view_of(v: Value, shape: tuple[int, ...]) -> Value:
     "unsqueeze_",
     "view_copy",
     "_reshape_alias",
+    "unflatten",
 )
 def _reshape(c: Converter, node: Any, a: dict[str, Value]) -> Value:
     shape = tuple(int(d) for d in node.meta["val"].shape)

@@ -19,7 +19,7 @@ HANDLERS: dict[str, Handler] = {}
 #: operators that read a 3-D input as Conv1d's [N, C, L] (such inputs are stored [N, L, C])
 CONV1D = {"conv1d", "convolution", "_convolution"}
 #: operators whose result is kept unexpanded (see ops_shape's repeat), so its shape differs
-BROADCASTS = {"repeat", "expand"}
+BROADCASTS = {"repeat", "expand", "expand_copy"}
 
 
 def handles(*names: str) -> Callable[[Handler], Handler]:

@@ -2,19 +2,28 @@
 
 from tinyc.ir.ops import (  # noqa: F401
     activation,
+    batch_matmul,
+    binary,
+    broadcast,
     conv,
     division,
     elementwise,
+    erf_gelu,
+    normalize,
     pool,
     prelu,
     quant,
+    rearrange,
     recurrent,
     reduce,
+    reductions,
+    resize,
     shape,
     slicing,
     svdf,
     table,
     transpose_conv,
+    unary,
     unsupported,
 )
 from tinyc.ir.ops.base import REGISTRY, OpDef, attr, get_op, register

@@ -18,8 +18,11 @@ from tinyc.ir.tensor import dtype_range
 
 
 def quantize_array(x: np.ndarray, scale: np.float32, zero_point: int, dtype: str) -> np.ndarray:
-    """TFLM's AffineQuantize: round(x / scale) in float32, plus the zero point, clamped."""
-    q = round_half_away(x.astype(np.float32) / np.float32(scale)).astype(np.int64) + zero_point
+    """TFLM's AffineQuantize: round(x / scale) in float32, plus the zero point, clamped.
+    Infinities saturate as Arm's float -> int32 conversion does (a -inf mask fill -> qmin)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.clip(x.astype(np.float32) / np.float32(scale), -(2.0**31), 2.0**31)
+    q = round_half_away(r).astype(np.int64) + zero_point
     lo, hi = dtype_range(dtype)
     return clamp_cast(q, lo, hi, dtype)
 

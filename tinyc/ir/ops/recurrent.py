@@ -644,6 +644,8 @@ class Gru(_Recurrent):
     (z, r, h), h0; outputs: the whole sequence and optionally the final state."""
 
     kind = "GRU"
+    #: TFLM has no GRU kernel: the integer arithmetic is tinyc's (see the module docstring)
+    int8_semantics = "tinyc"
     gates = ("update", "reset", "hidden")
     r_slot = GRZ
     state_slots = (GH0,)
@@ -829,6 +831,8 @@ class Rnn(_Recurrent):
     Operands: x, W, R, input bias, recurrent bias, h0."""
 
     kind = "RNN"
+    #: TFLM has no RNN kernel: the integer arithmetic is tinyc's (see the module docstring)
+    int8_semantics = "tinyc"
     gates = ("hidden",)
     r_slot = NR
     state_slots = (NH0,)

@@ -92,13 +92,15 @@ def conv_lead(geo: dict[str, int], direct: bool, layout: MatrixLayout) -> int:
 
 def ring_bytes(geo: dict[str, int], quad_rows: bool = False, staged: bool = False) -> int:
     """tinyc_dw_s8's scratch: a row of zero points and a ring of padded input rows
-    (quad-major rows: channels padded to quads, and a staging row for a fused producer)."""
+    (quad-major rows: channels padded to quads, and a staging row for a fused producer;
+    HWC rows of ch % 4 != 0 channels: 4 bytes of slack for the last quad's loads)."""
     padded_w = (geo["out_w"] - 1) * geo["s_w"] + (geo["k_w"] - 1) * geo["dil_w"] + 1
     ch = -(-geo["in_c"] // 4) * 4 if quad_rows else geo["in_c"]
     row = max(padded_w, geo["pad_l"] + geo["in_w"]) * ch
     span = (geo["k_h"] - 1) * geo["dil_h"] + 1
     stage = geo["in_w"] * geo["in_c"] if quad_rows and staged else 0
-    return (span + 1) * row + stage
+    slack = 4 if not quad_rows and geo["in_c"] % 4 else 0
+    return (span + 1) * row + stage + slack
 
 
 def dwq_geometry(node: Node, g: Graph, target: str) -> DwqGeometry | None:
@@ -260,6 +262,35 @@ class ConvEmitter(Emitter):
         return "\n".join(lines)
 
 
+#: gathered bytes tinyc_dwm_s8 keeps at most (more channels go in chunks)
+DWM_GATHER = 2048
+
+
+def dwm_blocking(geo: dict[str, int], target: str) -> tuple[int, int, int]:
+    """tinyc_dwm_s8's (pixels per block, gathered row bytes, channels per chunk) on the
+    target's layout (pixels per block: the most any build of it uses)."""
+    k = geo["k_h"] * geo["k_w"]
+    layout = layout_for(target)
+    rows = 2 if layout.quads or layout.unsigned else 3
+    k4 = k if layout.quads else -(-k // 4) * 4
+    cb = max(1, min(geo["in_c"], DWM_GATHER // (rows * k4)))
+    return rows, k4, cb
+
+
+def dwm_scratch(geo: dict[str, int], target: str) -> int:
+    """tinyc_dwm_s8's scratch: widened rows (DSP) then the gathered rows of one chunk."""
+    rows, k4, cb = dwm_blocking(geo, target)
+    layout = layout_for(target)
+    wide = 0 if layout.quads else rows * k4 * (1 if layout.unsigned else 2)
+    return wide + rows * cb * k4
+
+
+def dwm_weights(w: np.ndarray) -> np.ndarray:
+    """Depthwise weights (1, k_h, k_w, C * M) as each output channel's filter over its one
+    input channel, [C * M, k_h * k_w] (the weights of the grouped convolution)."""
+    return np.ascontiguousarray(w.reshape(-1, w.shape[3]).T)
+
+
 @emitter
 class DepthwiseEmitter(Emitter):
     kinds = ("DEPTHWISE_CONV_2D",)
@@ -268,17 +299,74 @@ class DepthwiseEmitter(Emitter):
         x = g.inp(node, 0)
         assert x is not None
         geo = _geometry(node, g)
-        if x.shape[0] != 1 or attr(node, "depth_multiplier") != 1 or geo["k_h"] > 16:
+        if x.shape[0] != 1:
+            return None
+        if attr(node, "depth_multiplier") != 1:
+            # blocks of pixels gathered (all channels: one chunk), then written, as CONV_2D
+            if dwm_blocking(geo, target)[2] < geo["in_c"]:
+                return None
+            return Overlap(node.inputs[0], conv_lead(geo, False, layout_for(target)))
+        if geo["k_h"] > 16:
             return None
         return Overlap(node.inputs[0], depthwise_lead(geo))
 
     def scratch(self, node, g, target):
         if attr(node, "depth_multiplier") != 1:
-            return 0
+            return dwm_scratch(_geometry(node, g), target)
         return ring_bytes(_geometry(node, g), quad_rows(node, g, target))
 
     def emit(self, node, g, c):
+        if attr(node, "depth_multiplier") != 1:
+            self.emit_multiplier(node, g, c)
+            return
         self.emit_call(node, g, c, src=None, produce="0")
+
+    def emit_multiplier(self, node: Node, g: Graph, c: CContext) -> None:
+        """Depth multiplier M > 1: tinyc_dwm_s8, the grouped convolution on the matrix
+        kernels (one group per input channel, M output channels each)."""
+        require_int8(node, g)
+        rq = get_op("DEPTHWISE_CONV_2D").requant(node, g)
+        w = g.inp(node, 1)
+        assert w is not None and w.data is not None
+        geo = _geometry(node, g)
+        layout = layout_for(c.target)
+        ch, mult = geo["in_c"], attr(node, "depth_multiplier")
+        bias = folded_bias(node, g, rq, True)
+        w2d = dwm_weights(w.data)
+        # one right_only for every group: a group whose shifts are all right shifts keeps
+        # TFLite's signed shift when some other group has one that is not
+        right_only = int(bool(np.all(rq.shift <= -1)))
+        wparts, qparts = [], []
+        for gi in range(ch):
+            part = slice(gi * mult, (gi + 1) * mult)
+            sub = Requant(rq.multiplier[part], rq.shift[part], rq.input_zp, rq.output_zp,
+                          rq.act_min, rq.act_max)  # fmt: skip
+            recs, ro = layout.records(sub, layout.kernel_bias(w2d[part], bias[part]))
+            if ro and not right_only and not layout.quads:
+                recs = recs.copy()
+                recs.reshape(-1, 3, layout.group)[:, 2, :] *= -1
+            qparts.append(recs.reshape(-1))
+            wdata, ctype = layout.pack_weights(w2d[part])
+            wparts.append(wdata)
+        q = c.const_array(f"q_{node.name}", np.concatenate(qparts), "int32_t")
+        wsym = c.const_array(f"w_{node.name}", np.concatenate(wparts), ctype)
+        w_step = wparts[0].size * wparts[0].itemsize
+        cb = dwm_blocking(geo, c.target)[2]
+        c.need_header("tinyc_nn.h")
+        c.need("tinyc_mm_dsp.S", "tinyc_mm_mve.S", "tinyc_mm_v6m.S")
+        keys = ("in_h", "in_w", "in_c", "out_h", "out_w")
+        dims = ", ".join(str(geo[k]) for k in keys)
+        keys2 = ("k_h", "k_w", "s_h", "s_w", "dil_h", "dil_w", "pad_t", "pad_l")
+        dims2 = ", ".join(str(geo[k]) for k in keys2)
+
+        def call(i: str, o: str) -> str:
+            return (
+                f"tinyc_dwm_s8({i}, {dims}, {mult}, {dims2}, {rq.input_zp}, {cb}, {layout.code}, "
+                f"{wsym}, {w_step}, {q}, {qparts[0].size}, {rq.output_zp}, {rq.act_min}, "
+                f"{rq.act_max}, {right_only}, {o}, {c.scratch()});"
+            )
+
+        _per_image(c, node, g, call)
 
     def emit_call(self, node: Node, g: Graph, c: CContext, src: str | None, produce: str) -> None:
         """The depthwise call; ``src``: the input (None: the node's input tensor),
@@ -288,7 +376,7 @@ class DepthwiseEmitter(Emitter):
         w = g.inp(node, 1)
         assert w is not None and w.data is not None
         geo = _geometry(node, g)
-        if attr(node, "depth_multiplier") != 1 or geo["k_h"] > 16:
+        if geo["k_h"] > 16:
             from tinyc.backends.cmsis.emit.generic import emit_depthwise_generic
 
             emit_depthwise_generic(node, g, c, rq, folded_bias(node, g, rq, False))
@@ -318,8 +406,10 @@ class DepthwiseEmitter(Emitter):
                     "int32_t hi, int8_t *o);"
                 )
             rowq = f"TINYC_DWQ_FN({dwq.name})"
-        else:
-            wsym = c.const_array(f"w_{node.name}", w.data, "int8_t")
+        else:  # HWC; ch % 4 != 0: slack for the last quad's loads (tinyc_dw_row_s8)
+            slack = np.zeros(4 if geo["in_c"] % 4 else 0, np.int8)
+            wflat = np.concatenate([w.data.reshape(-1), slack])
+            wsym = c.const_array(f"w_{node.name}", wflat, "int8_t")
         keys = ("in_h", "in_w", "in_c", "out_h", "out_w", "k_h", "k_w", "s_h", "s_w", "dil_h",
                 "dil_w", "pad_t", "pad_l")  # fmt: skip
         dims = ", ".join(str(geo[k]) for k in keys)
