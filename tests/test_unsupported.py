@@ -113,3 +113,24 @@ def test_toco_bias_axis_is_read_like_tflm(tmp_path: Path) -> None:
     xs = random_inputs(ref, 0)
     np_out = interpreter.run(g, xs)[g.outputs[0]]
     assert (np_out == interpreter.run(ref, xs)[ref.outputs[0]]).all()
+
+
+def test_tensors_of_dtypes_no_op_computes_are_shown_and_named(tmp_path: Path) -> None:
+    """A uint32 tensor (TFLM's signal-library models have them) no longer stops the reader:
+    inspect shows the model, and compile names the nodes that touch it."""
+    path = _kws_with(tmp_path, {})
+    m = schema().ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    sg = m.subgraphs[0]
+    out = sg.tensors[sg.outputs[0]]
+    out.type, out.quantization = 15, None  # uint32
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
+    g = load_tflite(path)
+    assert g.tensors[g.outputs[0]].dtype == "uint32"
+    shown = _tinyc("inspect", str(path))
+    assert shown.returncode == 0 and "uint32" in shown.stdout
+    r = _tinyc("compile", str(path), "--board", "nucleo-f746", "-o", str(tmp_path / "p"))
+    assert r.returncode == 2 and not (tmp_path / "p").exists()
+    assert r.stderr.startswith("tinyc: error: ") and len(r.stderr.splitlines()) == 1
+    assert r.stderr.rstrip().endswith("1 unsupported operator(s): SOFTMAX on uint32 (Identity)")

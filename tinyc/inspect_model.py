@@ -7,6 +7,7 @@ from typing import Any
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import get_op
 from tinyc.ir.tensor import Tensor
+from tinyc.ir.verify import storage_only_dtypes
 from tinyc.modelio import external_shape
 from tinyc.table import fmt_int, render
 
@@ -32,14 +33,16 @@ def inspect_graph(g: Graph) -> dict[str, Any]:
     for i, n in enumerate(g.nodes):
         op = get_op(n.op)
         out = g.tensors[next((o for o in n.outputs if o), n.outputs[0])]
-        unsupported = n.op == "UNSUPPORTED"
+        odd = storage_only_dtypes(n, g) if n.op != "UNSUPPORTED" else []
+        unsupported = n.op == "UNSUPPORTED" or bool(odd)
+        reason = f"no op computes {'/'.join(odd)} tensors" if odd else n.attrs.get("reason", "")
         nodes.append(
             {
                 "index": i,
                 "name": n.name,
-                "op": str(n.attrs.get("op")) if unsupported else n.op,
+                "op": str(n.attrs.get("op")) if n.op == "UNSUPPORTED" else n.op,
                 "supported": not unsupported,
-                **({"reason": n.attrs.get("reason", "")} if unsupported else {}),
+                **({"reason": reason} if unsupported else {}),
                 "inputs": [
                     list(g.tensors[x].shape) for x in n.inputs if x and not g.tensors[x].is_const
                 ],

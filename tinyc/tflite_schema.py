@@ -27,12 +27,17 @@ def builtin_codes() -> dict[str, int]:
 
 TENSOR_TYPES: dict[int, str] = {
     0: "float32",
+    1: "float16",
     2: "int32",
     3: "uint8",
     4: "int64",
     6: "bool",
     7: "int16",
     9: "int8",
+    10: "float64",
+    12: "uint64",
+    15: "uint32",
+    16: "uint16",
 }
 """TensorType codes tinyc handles, mapped to IR dtype names."""
 

@@ -14,9 +14,18 @@ DTYPES: dict[str, np.dtype] = {
     "int32": np.dtype(np.int32),
     "int64": np.dtype(np.int64),
     "bool": np.dtype(np.bool_),
+    # STORAGE_ONLY_DTYPES: read so that a model can be shown whole; verify names their nodes
+    "uint16": np.dtype(np.uint16),
+    "uint32": np.dtype(np.uint32),
+    "uint64": np.dtype(np.uint64),
+    "float16": np.dtype(np.float16),
+    "float64": np.dtype(np.float64),
 }
 
 QUANTIZED_DTYPES = ("int8", "int16", "uint8")
+
+#: dtypes a model file may hold that no op computes: read so that the model can be shown
+STORAGE_ONLY_DTYPES = ("uint16", "uint32", "uint64", "float16", "float64")
 
 
 def np_dtype(dtype: str) -> np.dtype:

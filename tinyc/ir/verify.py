@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from tinyc.errors import TinycError, UnsupportedError
-from tinyc.ir.graph import Graph
+from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import REGISTRY
+from tinyc.ir.tensor import STORAGE_ONLY_DTYPES
 
 SHOWN_NAMES = 3
 
@@ -22,14 +23,23 @@ def unsupported_message(bad: dict[str, list[str]]) -> str:
 
 
 def unsupported_nodes(g: Graph) -> dict[str, list[str]]:
-    """Operator -> names of the nodes tinyc cannot run, in graph order."""
+    """Operator -> names of the nodes tinyc cannot run, in graph order: unknown ones, and
+    known ones on a dtype no op computes (labelled ``CAST on uint32``)."""
     bad: dict[str, list[str]] = {}
     for n in g.nodes:
         if n.op == "UNSUPPORTED":
             bad.setdefault(str(n.attrs.get("op")), []).append(n.name)
         elif n.op not in REGISTRY:
             bad.setdefault(n.op, []).append(n.name)
+        elif odd := storage_only_dtypes(n, g):
+            bad.setdefault(f"{n.op} on {'/'.join(odd)}", []).append(n.name)
     return bad
+
+
+def storage_only_dtypes(n: Node, g: Graph) -> list[str]:
+    """The dtypes no op computes (STORAGE_ONLY_DTYPES) among a node's tensors."""
+    dtypes = {g.tensors[t].dtype for t in (*n.inputs, *n.outputs) if t}
+    return sorted(dtypes & set(STORAGE_ONLY_DTYPES))
 
 
 def check_supported(g: Graph) -> None:
