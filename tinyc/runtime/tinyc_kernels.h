@@ -39,6 +39,27 @@ typedef struct {
   int32_t stride_b[5];
 } tinyc_bcast_t;
 
+/* The loops of a broadcasting binary kernel: for every output in order, `*out++ = ELEM(xv,
+ * yv)` with xv, yv the two int8 operands at that position (x strided by b->stride_a, y by
+ * b->stride_b). ELEM is a function-like macro of the kernel; `out` is advanced. */
+#define TINYC_BCAST_EACH(b, x, y, out, ELEM)                                                  \
+  do {                                                                                       \
+    int32_t i0_, i1_, i2_, i3_, i4_;                                                         \
+    for (i0_ = 0; i0_ < (b)->shape[0]; ++i0_)                                                \
+      for (i1_ = 0; i1_ < (b)->shape[1]; ++i1_)                                              \
+        for (i2_ = 0; i2_ < (b)->shape[2]; ++i2_)                                            \
+          for (i3_ = 0; i3_ < (b)->shape[3]; ++i3_) {                                        \
+            const int8_t *xr_ = (x) + i0_ * (b)->stride_a[0] + i1_ * (b)->stride_a[1] +      \
+                                i2_ * (b)->stride_a[2] + i3_ * (b)->stride_a[3];             \
+            const int8_t *yr_ = (y) + i0_ * (b)->stride_b[0] + i1_ * (b)->stride_b[1] +      \
+                                i2_ * (b)->stride_b[2] + i3_ * (b)->stride_b[3];             \
+            const int32_t sa_ = (b)->stride_a[4], sb_ = (b)->stride_b[4];                    \
+            for (i4_ = 0; i4_ < (b)->shape[4]; ++i4_) {                                      \
+              *(out)++ = ELEM((int32_t)xr_[i4_ * sa_], (int32_t)yr_[i4_ * sb_]);             \
+            }                                                                                \
+          }                                                                                  \
+  } while (0)
+
 typedef struct {
   int32_t a_zp, b_zp, out_zp;
   int32_t left_shift;
