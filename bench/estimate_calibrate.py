@@ -2,10 +2,11 @@
 
 For every core variant (M0+, M3, M4, M7, M33, M55 with and without MVE) this script generates
 families of single-layer graphs of varied shapes, one kernel per family (convolutions direct and
-gathered, fully connected, depthwise ring and generic, pooling, elementwise, lookup tables,
-softmax, mean, data movement, float boundary), merges each batch of layers into one graph
-(every layer has its own graph inputs and outputs), compiles it with the C backend, builds the
-board's emulated twin with ``-fstack-usage``, and measures per layer:
+gathered, fully connected, depthwise ring, generic and with multipliers, pooling, elementwise,
+lookup tables, softmax, mean, data movement, float boundary, recurrent LSTM / GRU / RNN layers,
+the three fitted together as the kernels of tinyc_rnn.h), merges each batch of layers into one
+graph (every layer has its own graph inputs and outputs), compiles it with the C backend, builds
+the board's emulated twin with ``-fstack-usage``, and measures per layer:
 
 - instructions: QEMU runs with the TCG counting plugin windowed from the entry of
   ``tinyc_node_<i>`` to the entry of the next node function (the node, its return and the next
@@ -24,6 +25,12 @@ Measurements are cached under --work (keyed by the generated C, the runtime sour
 compiler flags), so a re-run after a kernel change only re-measures what changed.
 
 Run: python bench/estimate_calibrate.py [--cores cortex-m4,cortex-m7] [--quick] [--work DIR]
+After a change of the recurrent kernels only (about 9 minutes for the seven cores):
+     python bench/estimate_calibrate.py --families lstm,gru,rnn --merge --no-boards
+TFLM + CMSIS-NN only (tinyc/data/estimate_tflm.json; TFLM_DIR set; --cores "" leaves the C
+backend's file alone), refitting only the op kinds of some families (about 40 minutes a core):
+     python bench/estimate_calibrate.py --cores "" --no-boards --tflm cortex-m7 --merge \
+         --families conv,dw,dw_generic,dwm,conv_geo,conv_1d,dw_geo
 """
 
 from __future__ import annotations
@@ -73,8 +80,14 @@ from tinyc.emulate import (  # noqa: E402
 from tinyc.emulate.plugin import qemu_binary  # noqa: E402
 from tinyc.errors import TinycError  # noqa: E402
 from tinyc.estimate.calibration import DATA_FILE, core_key  # noqa: E402
-from tinyc.estimate.csource import const_bytes, read_model_c  # noqa: E402
-from tinyc.estimate.features import KERNELS, Target, node_features  # noqa: E402
+from tinyc.estimate.csource import SCALAR_BYTES, const_bytes, read_model_c  # noqa: E402
+from tinyc.estimate.features import (  # noqa: E402
+    ALIASES,
+    KERNELS,
+    Target,
+    main_kernels,
+    node_features,
+)
 from tinyc.interpreter import run as run_reference  # noqa: E402
 from tinyc.ir.graph import Graph  # noqa: E402
 from tinyc.ir.tensor import QuantParams, Tensor  # noqa: E402
@@ -210,13 +223,22 @@ def gen_fc_small(rng, seed: int) -> Graph:
     return G.fully_connected(seed, 1, k, oc, act, per_channel=bool(rng.random() < 0.7))
 
 
-def gen_dw(rng, seed: int, generic: bool = False) -> Graph:
+def gen_dw(rng, seed: int, kind: str = "ring") -> Graph:
+    """A DEPTHWISE_CONV_2D for the kernel ``kind`` names: "ring" (tinyc_dw_s8), "generic"
+    (tinyc_depthwise_s8: kernels taller than 16 rows) or "mult" (tinyc_dwm_s8: depth
+    multipliers above 1, often on one input channel as in the first layer of audio and IMU
+    models)."""
     while True:
         k = tuple(rng.choice([(3, 3), (3, 3), (5, 5), (3, 1), (1, 3), (10, 4), (7, 7), (2, 2)]))
+        if kind == "generic":
+            k = (int(rng.integers(17, 26)), int(rng.choice([1, 1, 2, 3])))
         s = (1, 1) if rng.random() < 0.65 else tuple(rng.choice([(2, 2), (1, 2), (2, 1)]))
         d = (2, 2) if rng.random() < 0.1 else (1, 1)
         c = int(rng.choice([1, 3, 4, 6, 8, 16, 24, 32, 48, 64, 96, 128, 7, 13]))
-        mult = int(rng.choice([2, 3])) if generic else 1
+        mult = 1
+        if kind == "mult":
+            c = int(rng.choice([1, 1, 1, 2, 3, 8, 16, 32, 64, c]))
+            mult = int(rng.choice([2, 2, 3, 4, 8, int(rng.integers(2, 11))]))
         h, w = int(rng.integers(k[0], 50)), int(rng.integers(k[1], 50))
         pads = _pads(rng, h, w, k, s, d)
         oh, ow = _fits(h, w, k, s, d, pads)
@@ -401,12 +423,145 @@ def gen_conv_chain(rng, seed: int) -> Graph:
     return G.residual(seed, h, w, c, mid if stride == 2 else c, stride, stride == 2)
 
 
+def _odd_window(rng, k: tuple[int, int], s: tuple[int, int], d: tuple[int, int], one_d: bool
+                ) -> tuple[int, int]:  # fmt: skip
+    """Input rows and columns for kernel ``k``: often odd, one row (or column) for 1-D
+    kernels when ``one_d``."""
+    span = [(k[i] - 1) * d[i] + 1 for i in (0, 1)]
+    h, w = (int(rng.integers(span[i], 48)) | (s[i] > 1) for i in (0, 1))
+    if one_d and k[0] == 1:
+        h = 1
+    elif one_d and k[1] == 1:
+        w = 1
+    return h, w
+
+
+def _dilation(rng, k: tuple[int, int]) -> tuple[int, int]:
+    """Dilation 2 now and then, along the axes the kernel spans."""
+    if rng.random() < 0.15:
+        return (1 if k[0] == 1 else 2, 1 if k[1] == 1 else 2)
+    return (1, 1)
+
+
+def gen_conv_geo(rng, seed: int) -> Graph:
+    """A CONV_2D of the geometry first layers of audio and IMU models have: 1xN and Nx1
+    kernels (often over one row), few input channels (often one), odd sizes with stride 2,
+    dilation; TFLM runs them all through arm_convolve_s8's im2col (--tflm only)."""
+    while True:
+        n = int(rng.choice([3, 5, 7, 9]))
+        k = tuple(rng.choice([(1, n), (n, 1), (3, 3), (5, 5), (3, 3), (7, 7), (10, 4)]))
+        s = tuple(rng.choice([(1, 1), (1, 1), (2, 2), (1, 2), (2, 1)]))
+        d = _dilation(rng, k)
+        cin = int(rng.choice([1, 1, 2, 3, 4, 5, 6, 8, 12, 16, 24]))
+        oc = int(rng.choice([1, 3, 5, 7, 8, 12, 16, 24, 32, 48]))
+        h, w = _odd_window(rng, k, s, d, rng.random() < 0.5)
+        pads = _pads(rng, h, w, k, s, d)
+        oh, ow = _fits(h, w, k, s, d, pads)
+        if oh >= 1 and ow >= 1 and oh * ow * oc * k[0] * k[1] * cin <= 400_000:
+            break
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    return G.conv(seed, h, w, cin, oc, k, s, d, pads, act)
+
+
+def gen_conv_1d(rng, seed: int) -> Graph:
+    """A CONV_2D over one row (a 1-D signal as a 1xW image): 1xN kernels, stride 1 or 2,
+    input channels often a multiple of 4 (with Helium then arm_convolve_1_x_n_s8), SAME or
+    exactly fitting VALID pads (--tflm only)."""
+    while True:
+        n = int(rng.choice([2, 3, 5, 7, 9]))
+        s = int(rng.choice([1, 1, 2]))
+        cin = int(rng.choice([4, 8, 12, 16, 24, 32, 1, 3, 6]))
+        oc = int(rng.choice([3, 7, 8, 16, 24, 32]))
+        w = int(rng.integers(n, 160))
+        pads = _pads(rng, 1, w, (1, n), (1, s), (1, 1))
+        if any(pads) and pads[:2] != (0, 0) or (not any(pads) and (w - n) % s):
+            continue  # SAME along the row, or VALID without a remainder
+        ow = _out(w, n, s, 1, pads[2], pads[3])
+        if ow >= 1 and ow * oc * n * cin <= 300_000:
+            break
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    return G.conv(seed, 1, w, cin, oc, (1, n), (1, s), (1, 1), pads, act)
+
+
+def gen_dw_geo(rng, seed: int) -> Graph:
+    """A DEPTHWISE_CONV_2D of unusual geometry: depth multipliers (multiples of 4 and
+    others) often on one input channel, 1xN and Nx1 kernels over one row or column, odd
+    sizes with stride 2, dilation (--tflm only: CMSIS-NN's multiplier, generic, 3x3 and
+    im2col paths)."""
+    while True:
+        n = int(rng.choice([3, 5, 7, 9]))
+        k = tuple(rng.choice([(1, n), (n, 1), (3, 3), (3, 3), (5, 5), (5, 3), (10, 4)]))
+        s = tuple(rng.choice([(1, 1), (1, 1), (2, 2), (1, 2), (2, 1)]))
+        d = _dilation(rng, k)
+        c = int(rng.choice([1, 1, 1, 2, 3, 5, 7, 8, 12, 16, 24]))
+        mult = int(rng.choice([1, 1, 2, 3, 4, 4, 6, 8, 8, 12, 16]))
+        h, w = _odd_window(rng, k, s, d, rng.random() < 0.5)
+        pads = _pads(rng, h, w, k, s, d)
+        oh, ow = _fits(h, w, k, s, d, pads)
+        if oh >= 1 and ow >= 1 and oh * ow * c * mult * k[0] * k[1] <= 300_000:
+            break
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    return G.conv(seed, h, w, c, 0, k, s, d, pads, act, "DEPTHWISE_CONV_2D", mult)
+
+
+#: multiply-accumulates per generated recurrent layer at most (QEMU time, build size)
+RNN_MACS = 1_500_000
+
+
+def gen_recurrent(rng, seed: int, op: str) -> Graph:
+    """An int8 LSTM / GRU / RNN layer (tests/rnn_graphs.py: seeded float weights, tinyc's
+    PTQ on seeded data) of sizes like those of keyword spotting and denoising models:
+    hidden 4-128, input 1-96, 1-40 steps, batch 1-2, time-major or not, reversed, LSTM cell
+    clipping, GRU linear_before_reset both ways, RNN tanh / sigmoid / relu, final-state
+    outputs, initial states given at run time, and the streaming form (one step, the state
+    in state tensors)."""
+    import rnn_graphs as RG
+
+    from tinyc.passes.streaming import to_streaming
+
+    gates = RG.GATES[op]
+    while True:
+        common_hidden = int(rng.choice([8, 16, 20, 24, 32, 48, 64, 96, 128]))
+        hidden = int(rng.choice([int(rng.integers(4, 129)), common_hidden]))
+        common_input = int(rng.choice([1, 3, 8, 10, 13, 16, 28, 32, 40, 64, 96]))
+        inp = int(rng.choice([int(rng.integers(1, 97)), common_input]))
+        steps = int(rng.choice([int(rng.integers(1, 41)), int(rng.integers(1, 7))]))
+        batch = 1 if rng.random() < 0.8 else 2
+        if batch * steps * gates * hidden * (inp + hidden) <= RNN_MACS:
+            break
+    attrs: dict[str, Any] = {}
+    if op == "LSTM" and rng.random() < 0.25:
+        attrs["cell_clip"] = float(rng.choice([0.5, 1.0, 3.0]))
+    if op == "GRU":
+        attrs["linear_before_reset"] = bool(rng.random() < 0.5)
+    if op == "RNN":
+        attrs["activations"] = (str(rng.choice(["Tanh", "Sigmoid", "Relu"])),)
+    stream = rng.random() < 0.2
+    final = rng.random() < 0.3
+    case = RG.Case(
+        op, batch, steps, inp, hidden,
+        time_major=bool(rng.random() < 0.2),
+        reverse=bool(rng.random() < 0.2) and not stream,
+        final_state=final,
+        sequence=not final or rng.random() < 0.6,
+        state_input=bool(rng.random() < 0.2) and not stream,
+        attrs=attrs,
+        seed=seed,
+    )  # fmt: skip
+    g = RG.int8_graph(case)
+    if stream:
+        g = to_streaming(g).step
+    g.name = f"{op.lower()}_{seed}"
+    return g
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
     make: Callable[[Any, int], Graph]
     layers: int  # layers measured per core
     per_graph: int  # layers per build
+    keep: bool = False  # keep the layers for the next core (slow to make: quantized here)
 
 
 FAMILIES = [
@@ -414,7 +569,8 @@ FAMILIES = [
     Family("fc", gen_fc, 70, 12),
     Family("fc_small", gen_fc_small, 40, 20),
     Family("dw", gen_dw, 90, 12),
-    Family("dw_generic", lambda r, s: gen_dw(r, s, True), 24, 12),
+    Family("dw_generic", lambda r, s: gen_dw(r, s, "generic"), 24, 12),
+    Family("dwm", lambda r, s: gen_dw(r, s, "mult"), 60, 12),
     Family("avgpool", lambda r, s: gen_pool(r, s, "AVERAGE_POOL_2D"), 30, 15),
     Family("maxpool", lambda r, s: gen_pool(r, s, "MAX_POOL_2D"), 24, 12),
     Family("addsub", lambda r, s: gen_binary(r, s, ("ADD", "SUB")), 30, 15),
@@ -429,6 +585,9 @@ FAMILIES = [
     Family("transpose", gen_transpose, 16, 8),
     Family("quantize", lambda r, s: gen_float_io(r, s, "QUANTIZE"), 12, 6),
     Family("dequantize", lambda r, s: gen_float_io(r, s, "DEQUANTIZE"), 12, 6),
+    Family("lstm", lambda r, s: gen_recurrent(r, s, "LSTM"), 48, 8, keep=True),
+    Family("gru", lambda r, s: gen_recurrent(r, s, "GRU"), 40, 8, keep=True),
+    Family("rnn", lambda r, s: gen_recurrent(r, s, "RNN"), 32, 8, keep=True),
 ]
 #: layers measured to check the model, not fitted: fused pairs are costed from the fits of
 #: their two kernels (a row producer per output row of the convolution)
@@ -458,7 +617,7 @@ def merge(name: str, graphs: list[Graph]) -> Graph:
             n2 = copy.deepcopy(n)
             n2.name = p + n.name
             n2.inputs = [p + x if x else x for x in n.inputs]
-            n2.outputs = [p + x for x in n.outputs]
+            n2.outputs = [p + x if x else x for x in n.outputs]
             n2.attrs = {k: _plain(v) for k, v in n2.attrs.items()}
             m.nodes.append(n2)
         m.inputs += [p + x for x in g.inputs]
@@ -476,14 +635,22 @@ def _io_bytes(g: Graph) -> int:
     return sum(g.tensors[n].nbytes for n in (*g.inputs, *g.outputs))
 
 
+_KEPT: dict[tuple[str, int, int, bool], Graph] = {}
+
+
 def family_layer(fam: Family, i: int, io_bytes: int) -> Graph:
     """Layer ``i`` of the family: seeded by the family's name and i, redrawn until its inputs
     and outputs take at most ``io_bytes``."""
+    key = (fam.name, i, io_bytes, GENERAL_REQUANT[0])
+    if key in _KEPT:
+        return _KEPT[key]
     seed = int(hashlib.sha256(f"{fam.name}:{i}".encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     layer = fam.make(rng, seed % 100_000)
     while _io_bytes(layer) > io_bytes:
         layer = fam.make(rng, seed % 100_000)
+    if fam.keep:
+        _KEPT[key] = layer
     return layer
 
 
@@ -555,6 +722,29 @@ def inline_limits(flags: list[str]) -> tuple[int, int]:
         return best
 
     return limit("c"), limit("s")
+
+
+_TYPEDEF = re.compile(r"^\} (tinyc_\w+_t);", re.M)
+
+
+def runtime_struct_sizes(flags: list[str]) -> dict[str, int]:
+    """sizeof of every struct type the runtime headers declare (the parameter blocks model.c
+    holds as constants), as gcc lays them out for ``flags``."""
+    root = Path(str(resources.files("tinyc") / "runtime"))
+    headers = sorted(root.glob("*.h"), key=lambda p: (p.name != "tinyc_api.h", p.name))
+    types = {h.name: _TYPEDEF.findall(h.read_text()) for h in headers}
+    names = [t for ts in types.values() for t in ts]
+    src = "".join(f'#include "{h}"\n' for h, ts in types.items() if ts) + "".join(
+        f"const unsigned tinyc_sizeof_{t} = sizeof({t});\n" for t in names
+    )
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "s.c").write_text(src)
+        asm = subprocess.run(
+            ["arm-none-eabi-gcc", *flags, "-std=c99", "-O2", "-I", str(root), "-S", "-o", "-",
+             "s.c"], cwd=d, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    sizes = dict(re.findall(r"^tinyc_sizeof_(\w+):\s*\n\s*\.word\s+(\d+)", asm, re.M))
+    return {t: int(sizes[t]) for t in names if t in sizes}
 
 
 _INSEC = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
@@ -741,6 +931,11 @@ def write_project(g: Graph, board: Board, kernels: str, proj: Path, expected: bo
                    stack_bytes=CompileOptions(board=board.name).stack_bytes)  # fmt: skip
 
 
+def _is_struct(d: Any) -> bool:
+    """Whether a constant of model.c is one struct (not an array of scalars)."""
+    return d.ctype.endswith("_t") and d.count == 1 and d.ctype not in SCALAR_BYTES
+
+
 def measure(g: Graph, board: Board, arch: str | None, kernels: str, work: Path, cache: Path,
             target: str = "emu", run: bool = True) -> dict[str, Any]:  # fmt: skip
     """Build and measure ``g`` on ``board`` (gcc flags ``arch``, ``kernels`` variant); cached."""
@@ -802,12 +997,7 @@ def measure(g: Graph, board: Board, arch: str | None, kernels: str, work: Path, 
         },
         "model_rodata": model_rodata,
         "struct_sizes": {
-            d.ctype: objs[d.name]
-            for d in src.consts
-            if d.name in objs
-            and d.ctype.endswith("_t")
-            and d.count == 1
-            and not d.ctype[:-2].endswith("int")
+            d.ctype: objs[d.name] for d in src.consts if d.name in objs and _is_struct(d)
         },  # fmt: skip
         "descriptor_bytes": objs.get("tinyc_inputs", 0) // max(len(g.inputs), 1),
         "nodes": {},
@@ -849,17 +1039,19 @@ def measure(g: Graph, board: Board, arch: str | None, kernels: str, work: Path, 
 
 
 def fit(
-    rows: list[dict[str, float]], y: list[float], relative: bool
+    rows: list[dict[str, float]], y: list[float], relative: bool, base: list[float] | None = None
 ) -> tuple[dict[str, float], dict]:
-    """Non-negative least squares of y on the features; relative=True weighs by 1/y."""
+    """Non-negative least squares of y on the features; relative=True weighs by 1/y.
+    ``base``: a part of each y already accounted for (by coefficients held fixed)."""
     names = sorted({k for r in rows for k in r})
     a = np.array([[r.get(k, 0.0) for k in names] for r in rows], dtype=np.float64)
     b = np.array(y, dtype=np.float64)
+    b0 = np.zeros_like(b) if base is None else np.array(base, dtype=np.float64)
     w = 1.0 / np.maximum(b, 1.0) if relative else np.ones_like(b)
     scale = np.maximum(np.abs(a).max(axis=0), 1e-12)
-    x, _ = nnls(a * w[:, None] / scale, b * w, maxiter=50 * len(names) + 500)
+    x, _ = nnls(a * w[:, None] / scale, (b - b0) * w, maxiter=50 * len(names) + 500)
     coef = x / scale
-    pred = a @ coef
+    pred = a @ coef + b0
     err = (pred - b) / np.maximum(b, 1.0)
     stats = {
         "samples": len(b),
@@ -889,11 +1081,22 @@ def crossval(rows: list[dict[str, float]], y: list[float], relative: bool, folds
 # --------------------------------------------------------------------------------------------
 # TFLite Micro (--tflm): tinyc's TFLM backend built against a TFLM checkout
 
+#: families measured with TFLM only: the geometries whose CMSIS-NN paths the C backend's
+#: families do not reach often enough (depth multipliers, 1xN / Nx1, odd strided, dilated)
+TFLM_FAMILIES = [
+    Family("conv_geo", gen_conv_geo, 40, 2),
+    Family("conv_1d", gen_conv_1d, 16, 1),
+    Family("dw_geo", gen_dw_geo, 48, 2),
+]
 #: layers per TFLM build and per family (each build is one measured inference)
-TFLM_PER_GRAPH = {"conv": 1, "fc": 1, "dw": 1, "dw_generic": 1}
-TFLM_LAYERS = {"conv": 48, "fc": 24, "dw": 32, "dw_generic": 8, "lut": 40, "join": 24,
-               "split": 30, "addsub": 24, "small_ops": 50}  # fmt: skip
+TFLM_PER_GRAPH = {"conv": 1, "fc": 1, "dw": 1, "dw_generic": 1, "dwm": 1, "conv_1d": 1}
+TFLM_LAYERS = {"conv": 48, "fc": 24, "dw": 32, "dw_generic": 8, "dwm": 32, "conv_geo": 40,
+               "dw_geo": 48, "lut": 40, "join": 24, "split": 30, "addsub": 24,
+               "small_ops": 50}  # fmt: skip
 TFLM_DEFAULT_LAYERS = 16
+#: families the TFLM calibration leaves out: float I/O (the TFLM project's harness differs)
+#: and the recurrent layers (TFLM runs them as other operators or CMSIS-NN's LSTM)
+TFLM_SKIP = ("quantize", "dequantize", "lstm", "gru", "rnn")
 
 
 def tflm_env() -> dict[str, str] | None:
@@ -951,22 +1154,33 @@ def _tflm_batches(fam: Family) -> Iterator[Graph]:
             yield merge(f"tflm_{fam.name}_{op.lower()}_{k}", layers[k : k + per])
 
 
-def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, str], log
-                   ) -> dict[str, Any]:  # fmt: skip
-    from tinyc.backends.cmsis.codegen import prepare_graph
+def _feature_op(key: str) -> str:
+    """The op kind a TFLM feature belongs to ("DEPTHWISE_CONV_2D/mult4:macs" -> ...)."""
+    return key.split(":")[0].split("/")[0]
+
+
+def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, str], log,
+                   merge_into: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Measure the families with TFLM on ``core`` and fit. ``merge_into``: a calibration
+    of the core whose figures stay, except those of the op kinds these families measure
+    (refitted with every other coefficient, the interpreter's per-invoke cost included,
+    held as it is)."""
     from tinyc.estimate.tflm import node_features as tflm_features
+    from tinyc.estimate.tflm import tflm_graph
 
     board = load_board(spec.get("tflm_board", spec["board"]))  # (no NPU: TFLM on the CPU)
+    mve = board.mve != "none"
     cache = work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     base_graph = G.data_movement(1, "RESHAPE", [(2, 3, 4)], shape=(6, 4))
     base = tflm_measure(base_graph, board, env, work, cache, log)
-    rows, ys = [{"invoke": 1.0}], [float(base["instructions"])]
+    rows, ys, fams = [{"invoke": 1.0}], [float(base["instructions"])], ["baseline"]
     incs: dict[str, list[dict[str, int]]] = defaultdict(list)
     stacks: dict[str, int] = defaultdict(int)
-    for fam in FAMILIES:
-        if fam.name in ("quantize", "dequantize"):
-            continue  # float I/O: the TFLM project's harness differs; not calibrated
+    refit: set[str] = set()
+    for fam in [*FAMILIES, *TFLM_FAMILIES]:
+        if fam.name in TFLM_SKIP:
+            continue
         t0 = time.time()
         for g in _tflm_batches(fam):
             try:
@@ -974,20 +1188,30 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
             except TinycError as e:
                 log(f"  tflm {core}: {g.name} skipped: {' '.join(str(e).split())[:160]}")
                 continue
-            gg = prepare_graph(g)
+            gg = tflm_graph(g)  # what TFLM runs (a PAD before a window of other pads)
             feats: dict[str, float] = {"invoke": 1.0}
             for node in gg.nodes:
-                for k, v in tflm_features(node, gg, board.mve != "none").items():
+                for k, v in tflm_features(node, gg, mve).items():
                     feats[k] = feats.get(k, 0.0) + v
             rows.append(feats)
             ys.append(float(rec["instructions"]))
+            fams.append(fam.name)
             op = g.nodes[0].op
+            refit.update(n.op for n in g.nodes)
             inc = {k: rec["sizes"][k] - base["sizes"][k] for k in ("text", "rodata", "data", "bss")}
             inc["rodata"] -= rec["tflite"] - base["tflite"]
             incs[op].append(inc)
             stacks[op] = max(stacks[op], rec["stack_used"])
         log(f"  tflm {core} {fam.name}: {time.time() - t0:.1f} s")
-    coef, stats = fit(rows, ys, relative=True)
+    held: dict[str, float] = {}
+    if merge_into is not None:
+        held = {k: v for k, v in merge_into["instructions"].items() if _feature_op(k) not in refit}
+        rows, ys, fams = rows[1:], ys[1:], fams[1:]  # the baseline is all held figures
+    free = [{k: v for k, v in r.items() if k not in held} for r in rows]
+    base_pred = [sum(held.get(k, 0.0) * v for k, v in r.items()) for r in rows]
+    coef, stats = fit(free, ys, relative=True, base=base_pred)
+    coef = {**held, **coef}
+    log_family_errors(f"tflm {core}", rows, ys, fams, coef, log)
     fixed = {k: base["sizes"][k] for k in ("text", "rodata", "data", "bss")}
     fixed["rodata"] -= base["tflite"]
     fixed["stack_used"] = base["stack_used"]
@@ -995,18 +1219,40 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
         op: {**{k: int(np.median([i[k] for i in lst])) for k in lst[0]}, "stack_used": stacks[op]}
         for op, lst in incs.items()
     }
-    return {
+    out = {
         "calibration_board": board.name,
         "source": (
             f"measured with tinyc's TFLM backend on {board.name}'s emulated twin "
             f"({len(ys)} inferences, QEMU instruction counts)"
         ),  # fmt: skip
         "cpi": CPI[core],
-        "instructions": coef,
+        "instructions": dict(sorted(coef.items())),
         "fit": stats,
         "fixed": fixed,
         "ops": ops,
     }
+    if merge_into is None:
+        return out
+    merged = copy.deepcopy(merge_into)
+    merged["instructions"] = out["instructions"]
+    merged["ops"] = {**merged["ops"], **ops}
+    when = time.strftime("%Y-%m-%d")
+    families = sorted(set(fams))
+    merged["merged"] = {**merged.get("merged", {}), **dict.fromkeys(families, when)}
+    merged.setdefault("merged_fits", {})[",".join(sorted(refit))] = stats
+    return merged
+
+
+def log_family_errors(what: str, rows: list[dict[str, float]], ys: list[float],
+                      fams: list[str], coef: dict[str, float], log) -> None:  # fmt: skip
+    """Per family, the median and worst relative error of the fitted model."""
+    errs: dict[str, list[float]] = defaultdict(list)
+    for r, y, f in zip(rows, ys, fams, strict=True):
+        errs[f].append((sum(coef.get(k, 0.0) * v for k, v in r.items()) - y) / max(y, 1.0))
+    for f, e in errs.items():
+        a = np.abs(e)
+        log(f"  {what} {f}: {len(e)} inferences, median |err| {np.median(a):.1%}, "
+            f"worst {e[int(np.argmax(a))]:+.1%}")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -1028,8 +1274,18 @@ def measured(fam: Family, scale: float, board: Board, arch: str | None, kernels:
 
 
 def calibrate_core(
-    core: str, spec: dict[str, str], work: Path, scale: float, log
+    core: str,
+    spec: dict[str, str],
+    work: Path,
+    scale: float,
+    log,
+    strict: bool = False,
+    merge_into: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Measure and fit every family on ``core``; ``strict``: raise when a family lost more
+    than half its layers to failed builds (a merge must not replace a fit with a poor one).
+    ``merge_into``: the calibration a merge will keep the other kernels of (the checks cost their
+    layers with it, the fresh fits on top)."""
     board = load_board(spec["board"])
     arch = spec.get("arch")
     flags = gcc_flags(board, arch)
@@ -1052,6 +1308,7 @@ def calibrate_core(
     outside: list[int] = []
     invoke_pts: list[tuple[int, int]] = []
     struct_sizes: dict[str, int] = {}
+    folded: set[str] = set()
     rodata_err: list[float] = []
     descriptor = 0
     for fam in FAMILIES:
@@ -1061,20 +1318,21 @@ def calibrate_core(
             kernels_here: set[str] = set()
             for i_str, m in rec["nodes"].items():
                 i = int(i_str)
-                calls = src.kernels(i)
+                calls = main_kernels(src.kernels(i))
                 ((kernel, count),) = calls.items()
                 if kernel not in KERNELS:
                     log(f"  warning: no features for kernel {kernel} (layer {i} of {g.name})")
                     continue
-                kernels_here.add(kernel)
+                key = ALIASES.get(kernel, kernel)  # kernels calibrated together share a key
+                kernels_here.add(key)
                 args = src.call_args(i, kernel)
                 f = node_features(kernel, gen.graph.nodes[i], gen.graph, count, target, args)
-                insn_rows[kernel].append(f.insn)
-                insn_y[kernel].append(m["instructions"])
-                code_rows[kernel].append({"fn": 1.0, **f.code})
-                code_y[kernel].append(m["code"])
-                frames[kernel] = max(frames[kernel], m["frame"])
-                frame_y[kernel].append(m["frame"])
+                insn_rows[key].append(f.insn)
+                insn_y[key].append(m["instructions"])
+                code_rows[key].append({"fn": 1.0, **f.code})
+                code_y[key].append(m["code"])
+                frames[key] = max(frames[key], m["frame"])
+                frame_y[key].append(m["frame"])
                 n_layers += 1
             depth = rec["stack"]["inference"] - rec["invoke"]["frame"]
             depth -= max(m["frame"] for m in rec["nodes"].values())
@@ -1092,10 +1350,17 @@ def calibrate_core(
             )
             invoke_pts.append((rec["invoke"]["calls"], rec["invoke"]["text"]))
             struct_sizes.update(rec["struct_sizes"])
+            # a parameter block the compiler folds into the code (every field a constant
+            # of an inlined kernel) is not in the ELF: no flash
+            folded.update(d.ctype for d in src.consts if _is_struct(d) and d.ctype not in
+                          rec["struct_sizes"])  # fmt: skip
             descriptor = rec["descriptor_bytes"] or descriptor
-            est = const_bytes(src, {**struct_sizes, "tinyc_tensor_t": descriptor})
+            est = const_bytes(src, {**dict.fromkeys(folded, 0), **struct_sizes,
+                                    "tinyc_tensor_t": descriptor})  # fmt: skip
             rodata_err.append((est - rec["model_rodata"]) / max(rec["model_rodata"], 1))
         log(f"  {core} {fam.name}: {n_layers} layers, {time.time() - t0:.1f} s")
+        if strict and n_layers < max(fam.per_graph, int(fam.layers * scale)) / 2:
+            raise RuntimeError(f"{core} {fam.name}: only {n_layers} layers measured")
     fitted: dict[str, Any] = {}
     for k in insn_rows:
         ic, istats = fit(insn_rows[k], insn_y[k], relative=True)
@@ -1131,7 +1396,14 @@ def calibrate_core(
             "text_per_call": round(float(slope), 3),
             "frame": base["invoke"]["frame"],
         },  # fmt: skip
-        "struct_bytes": {**struct_sizes, "tinyc_tensor_t": descriptor},
+        # flash bytes per constant struct of model.c (0: folded into the code), and sizeof
+        # of every runtime struct (for structs no family measured)
+        "struct_bytes": {
+            **dict.fromkeys(folded - set(struct_sizes), 0),
+            **struct_sizes,
+            "tinyc_tensor_t": descriptor,
+        },  # fmt: skip
+        "struct_sizeof": runtime_struct_sizes(flags),
         "rodata_model_check": {
             "median_rel_err": round(float(np.median(rodata_err)), 4),
             "max_abs_rel_err": round(float(np.max(np.abs(rodata_err))), 4),
@@ -1139,7 +1411,9 @@ def calibrate_core(
         "units": unit_bytes,
         "kernels": fitted,
     }
-    out["checks"] = check_families(out, core, board, arch, kernels, work, cache, log)
+    checked = merge_core(merge_into, out, []) if merge_into else out
+    out["checks"] = check_families(checked, core, board, arch, kernels, work, cache, log)
+    out["fused_code"] = checked["fused_code"]
     return out
 
 
@@ -1183,6 +1457,23 @@ def check_families(data: dict[str, Any], core: str, board: Board, arch: str | No
     return out
 
 
+def merge_core(old: dict[str, Any], new: dict[str, Any], families: list[str]) -> dict[str, Any]:
+    """``old`` (a core's calibration) with what measuring only ``families`` refitted: their
+    kernels' coefficients, the sizes of the sections and structs their builds measured, and
+    their checks; everything else (other kernels, the invoke and outside figures fitted over
+    every family) stays as it was."""
+    out = copy.deepcopy(old)
+    out["kernels"].update(new["kernels"])
+    out["units"].update(new["units"])
+    out["struct_bytes"].update(new["struct_bytes"])
+    out["struct_sizeof"] = new["struct_sizeof"]
+    out.setdefault("checks", {}).update(new.get("checks", {}))
+    out["fused_code"] = {**old.get("fused_code", {}), **new.get("fused_code", {})}
+    when = time.strftime("%Y-%m-%d")
+    out["merged"] = {**old.get("merged", {}), **{f: when for f in families}}
+    return out
+
+
 def board_fixed(board: Board, arch: str | None, work: Path) -> dict[str, Any]:
     """The firmware around the model, for the emulated twin and for the real board."""
     cache = work / "cache"
@@ -1207,7 +1498,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cores", default=",".join(VARIANTS), help="comma-separated core variants")
     ap.add_argument("--quick", action="store_true", help="a third of the layers (trial runs)")
-    ap.add_argument("--families", help="only these layer families (comma-separated; trials)")
+    ap.add_argument("--families", help="only these layer families (comma-separated; trials, "
+                    "or with --merge)")  # fmt: skip
+    ap.add_argument("--merge", action="store_true", help="with --families: refit only the "
+                    "kernels (with --tflm: op kinds) these families measure, keeping every other "
+                    "figure of the existing calibration file (e.g. --families lstm,gru,rnn "
+                    "--merge)")  # fmt: skip
     ap.add_argument("--boards", help="per-board baselines only for these boards (default: all)")
     ap.add_argument("--tflm", help="also measure TFLM + CMSIS-NN on these core variants "
                     "(comma-separated; needs a TFLM checkout: TFLM_DIR)")  # fmt: skip
@@ -1217,9 +1513,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=REPO / "tinyc" / DATA_FILE)
     args = ap.parse_args(argv)
     scale = 1 / 3 if args.quick else 1.0
+    if args.merge and not args.families:
+        ap.error("--merge needs --families")
     if args.families:
         keep = args.families.split(",")
+        unknown = sorted(set(keep) - {f.name for f in (*FAMILIES, *CHECKS, *TFLM_FAMILIES)})
+        if unknown:
+            ap.error(f"unknown families: {', '.join(unknown)}")
         FAMILIES[:] = [f for f in FAMILIES if f.name in keep]
+        TFLM_FAMILIES[:] = [f for f in TFLM_FAMILIES if f.name in keep]
+        if args.merge:
+            CHECKS[:] = [f for f in CHECKS if f.name in keep]
     t0 = time.time()
 
     def log(msg: str) -> None:
@@ -1245,10 +1549,16 @@ def main(argv: list[str] | None = None) -> int:
         return data
 
     boards = dict(old.get("boards", {}))
-    for core in filter(None, args.cores.split(",")):
+    c_cores = list(filter(None, args.cores.split(",")))
+    for core in c_cores:
         spec = VARIANTS[core]
         log(f"calibrating {core} on {spec['board']} {spec.get('arch', '')}")
-        cores[core] = calibrate_core(core, spec, args.work / core, scale, log)
+        merge_into = cores.get(core) if args.merge else None
+        new = calibrate_core(core, spec, args.work / core, scale, log, args.merge, merge_into)
+        if args.merge and core in cores:
+            new = merge_core(cores[core], new, [f.name for f in FAMILIES])
+            log(f"  {core}: merged {', '.join(sorted(new['merged']))} into the calibration")
+        cores[core] = new
         save(cores, boards)
     wanted = set(args.boards.split(",")) if args.boards else None
     for b in [] if args.no_boards else list_boards():
@@ -1259,8 +1569,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         boards[b.name] = board_fixed(b, None, args.work / "boards" / b.name)
         log(f"  board {b.name}: {boards[b.name]}")
-    data = save(cores, boards)
-    log(f"wrote {args.output}")
+    if c_cores or not args.no_boards:
+        data = save(cores, boards)
+        log(f"wrote {args.output}")
+    else:  # TFLM only (--cores ""): the C backend's file stays as it is
+        data = {**old, "compiler": old.get("compiler"), "tinyc": __version__}
     if args.tflm:
         env = tflm_env()
         if env is None:
@@ -1270,8 +1583,9 @@ def main(argv: list[str] | None = None) -> int:
         tcores = dict(old.get("cores", {}))
         for core in filter(None, args.tflm.split(",")):
             log(f"calibrating TFLM on {core}")
+            merge_into = tcores.get(core) if args.merge else None
             tcores[core] = calibrate_tflm(
-                core, VARIANTS[core], args.work / f"tflm-{core}", env, log
+                core, VARIANTS[core], args.work / f"tflm-{core}", env, log, merge_into
             )
         tdata = {**{k: v for k, v in data.items() if k not in ("cores", "boards")},
                  "format": "tinyc-estimate-tflm-calibration", "cores": tcores}  # fmt: skip

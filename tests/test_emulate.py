@@ -140,12 +140,12 @@ def test_workflow_and_renode_files(tmp_path):
     for kw in ("Create Terminal Tester", "Start Emulation", "Wait For Line On Uart    tinyc: PASS"):
         assert kw in robot
     assert re.search(r"^\*\*\* Test Cases \*\*\*$", robot, re.M)
-    # boards without an upstream Renode platform get no Renode files, and a boot2 board's
-    # workflow does not build the board firmware
+    # boards without an upstream Renode platform get no Renode files; the RP2040 board firmware
+    # builds from the project alone (tinyc's own boot2), so its workflow builds it too
     pico = make_project(tmp_path, "rpi-pico")
     assert not (pico / "renode").exists()
     wf = yaml.safe_load((pico / ".github/workflows/tinyc-firmware.yml").read_text())
-    assert "make board" not in [s.get("run") for s in wf["jobs"]["firmware"]["steps"]]
+    assert "make board" in [s.get("run") for s in wf["jobs"]["firmware"]["steps"]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,12 +284,8 @@ def test_markers_and_sizes(core_runs):
 def test_warning_free_builds(tools, tmp_path, board):
     """Each board's firmware, emulated twin and host builds: -Wall -Wextra -Werror, no warning."""
     project = make_project(tmp_path, board.name)
-    make_vars = []
-    if board.boot2:  # any 256 bytes link; the real boot2 is flash-chip specific
-        (project / "boot2.bin").write_bytes(bytes(252) + b"\xde\xad\xbe\xef")
-        make_vars.append(f"BOOT2={project / 'boot2.bin'}")
     r = subprocess.run(
-        ["make", "-j2", "-C", str(project), "board", "emu", "host", *make_vars],
+        ["make", "-j2", "-C", str(project), "board", "emu", "host"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -305,13 +301,6 @@ def test_warning_free_builds(tools, tmp_path, board):
     assert arena.base <= elf_symbol(elf, "arena") < arena.end
     twin_code = board.twin().region(board.twin().layout["code"])
     assert elf_symbol(project / "build/emu/firmware.elf", "tinyc_vectors") == twin_code.base
-
-
-@pytest.mark.qemu
-def test_pico_board_build_needs_boot2(tools, tmp_path):
-    project = make_project(tmp_path, "rpi-pico")
-    with pytest.raises(BuildError, match="needs BOOT2=path/to/boot2.bin"):
-        build_firmware(project, "board")
 
 
 @pytest.mark.qemu

@@ -56,7 +56,7 @@ def test_json_report_is_consistent(kws):
 
 def test_text_report(kws):
     text = kws.format_text()
-    for word in ("CONV_2D", "DEPTHWISE_CONV_2D", "total:", "flash:", "SRAM:", "budget", "sram1"):
+    for word in ("CONV_2D", "DEPTHWISE_CONV_2D", "total:", "flash:", "RAM:", "budget", "sram1"):
         assert word in text
 
 

@@ -84,6 +84,11 @@ class Board:
     renode_uart: str | None = None
     boot2: bool = False
     notes: tuple[str, ...] = ()
+    #: the start-up clock set-up (``[clock]``: sequence and numbers, see tinyc.clocks)
+    clock: dict[str, Any] = field(default_factory=dict)
+    #: how the board is flashed (``[flash]``: probe, tools and their parameters, see
+    #: tinyc.emulate.readme)
+    flash: dict[str, Any] = field(default_factory=dict)
 
     # ---- derived facts ----
     @property
@@ -107,6 +112,16 @@ class Board:
         return sum(r.size for r in self.memory if r.kind == "flash")
 
     @property
+    def usable_flash_bytes(self) -> int:
+        """Flash the generated firmware can use (not memories it does not set up)."""
+        return sum(r.size for r in self.memory if r.kind == "flash" and r.usable)
+
+    @property
+    def usable_ram_bytes(self) -> int:
+        """On-chip RAM (SRAM and TCMs) the generated firmware can use."""
+        return sum(r.size for r in self.memory if r.kind in ("sram", "tcm") and r.usable)
+
+    @property
     def sram_bytes(self) -> int:
         """On-chip RAM: SRAM and TCMs (external memories not counted)."""
         return sum(r.size for r in self.memory if r.kind in ("sram", "tcm"))
@@ -117,6 +132,12 @@ class Board:
                 return r
         names = ", ".join(r.name for r in self.memory)
         raise TinycError(f"board {self.name} has no memory region {name!r} (it has: {names})")
+
+    def clock_plan(self):
+        """What the board firmware's start-up sets (tinyc.clocks.ClockPlan)."""
+        from tinyc.clocks import clock_plan
+
+        return clock_plan(self)
 
     def twin(self) -> Board:
         """The emulated twin (a QEMU board with the same core)."""
@@ -138,6 +159,7 @@ class Board:
             else {"name": self.npu.name, "base": hex(self.npu.base)},
             "clock_hz": self.clock_hz,
             "reset_clock_hz": self.reset_clock_hz,
+            "clock_setup": self.clock_plan().summary,
             "flash_wait_states": self.flash_wait_states,
             "memory": [
                 {
@@ -152,6 +174,8 @@ class Board:
             "layout": dict(self.layout),
             "flash_bytes": self.flash_bytes,
             "sram_bytes": self.sram_bytes,
+            "usable_flash_bytes": self.usable_flash_bytes,
+            "usable_ram_bytes": self.usable_ram_bytes,
             "console": {
                 "name": self.console.name,
                 "driver": self.console.driver,
@@ -245,7 +269,7 @@ def _parse(stem: str, text: str) -> Board:
     float_abi = _want(gcc, "float_abi", str, where)
     if (fpu == "none") != (float_abi == "soft"):
         raise TinycError(f"{where}: fpu {fpu!r} does not match -mfloat-abi={float_abi}")
-    return Board(
+    board = Board(
         name=name,
         aliases=tuple(d.get("aliases", ())),
         description=_want(d, "description", str, where),
@@ -271,7 +295,13 @@ def _parse(stem: str, text: str) -> Board:
         renode_uart=d.get("renode_uart"),
         boot2=d.get("boot2", False),
         notes=tuple(d.get("notes", ())),
+        clock=dict(d.get("clock", {})),
+        flash=dict(d.get("flash", {})),
     )
+    from tinyc.clocks import clock_plan
+
+    clock_plan(board)  # refuses a clock set-up that does not give clock_hz
+    return board
 
 
 @functools.cache
@@ -329,11 +359,15 @@ def format_boards(boards: list[Board]) -> str:
                 "+".join(ext) or "-",
                 b.npu.name if b.npu else "-",
                 f"{b.clock_hz / 1e6:g} MHz",
-                _kib(b.flash_bytes) if b.flash_bytes else "-",
-                _kib(b.sram_bytes),
+                _kib(b.usable_flash_bytes) if b.usable_flash_bytes else "-",
+                _kib(b.usable_ram_bytes),
+                ", ".join(f"{r.name} {_kib(r.size)}" for r in b.memory if not r.usable) or "-",
                 b.console.name,
                 b.twin().qemu_machine or "-",
             ]
         )
-    headers = ["board", "core", "FPU", "ext", "NPU", "clock", "flash", "RAM", "console", "QEMU"]
-    return render(headers, rows, right=set())
+    headers = ["board", "core", "FPU", "ext", "NPU", "clock", "flash", "RAM",
+               "not set up (not counted)", "console", "QEMU"]  # fmt: skip
+    return render(headers, rows, right=set()) + (
+        "\nflash, RAM: what the generated firmware can use (on-chip RAM: SRAM and TCMs)"
+    )

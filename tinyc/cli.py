@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -21,11 +22,37 @@ def _emit_json(obj: object) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
 
+def _warn(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinyc")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show Python tracebacks for errors (accepted anywhere on the command line).",
+)
 def cli(debug: bool) -> None:
-    """tinyc: compile TinyML models (ONNX, PyTorch, TFLite) into firmware for microcontrollers."""
+    """tinyc: compile TinyML models (ONNX, PyTorch, TFLite) into firmware for microcontrollers.
+
+    MODEL is an .onnx, .tflite or .pt2 file, or FILE.py:FACTORY (a function returning the
+    PyTorch module and a tuple of example inputs). -o is always the output directory.
+    """
+
+
+def _output_option(help_text: str, required: bool = False) -> Callable[[Any], Any]:
+    """``-o`` / ``--output`` / ``--output-dir``: one option, the output directory, everywhere."""
+    return click.option(
+        "--output",
+        "--output-dir",
+        "-o",
+        "out_dir",
+        required=required,
+        type=click.Path(file_okay=False, path_type=Path),
+        metavar="DIR",
+        help=help_text,
+    )
 
 
 @cli.command()
@@ -54,13 +81,7 @@ def inspect(model: str, as_json: bool) -> None:
     metavar="X.npy",
     help="One .npy per model input, in the model's own layout and dtype.",
 )
-@click.option(
-    "--output-dir",
-    "-o",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Where output_0.npy ... are written.",
-)
+@_output_option("Directory to write output_0.npy ... into.", required=True)
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @click.option(
     "--stream",
@@ -72,7 +93,7 @@ def inspect(model: str, as_json: bool) -> None:
 def infer(
     model: str,
     inputs: tuple[str, ...],
-    output_dir: Path,
+    out_dir: Path,
     force: bool,
     stream: bool,
     as_json: bool,
@@ -105,13 +126,13 @@ def infer(
         streamed = {"steps": plan.steps, "plan": plan.describe(), "max_abs_diff": diff}
         results = step_results
     listing = []
-    with atomic_dir(output_dir, force) as tmp:
+    with atomic_dir(out_dir, force) as tmp:
         for i, name in enumerate(g.outputs):
             y = to_external(g, name, results[name])
             np.save(tmp / f"output_{i}.npy", y)
             listing.append(
                 {
-                    "file": str(output_dir / f"output_{i}.npy"),
+                    "file": str(out_dir / f"output_{i}.npy"),
                     "name": name,
                     "shape": list(y.shape),
                     "dtype": str(y.dtype),
@@ -159,9 +180,22 @@ def _compile_options(f):
         ),
         click.option(
             "--calibration-samples",
-            type=int,
+            type=click.IntRange(min=1),
             metavar="N",
-            help="Use at most N calibration samples.",
+            help="Calibrate on N samples drawn by a seeded shuffle (default 100).",
+        ),
+        click.option(
+            "--eval-samples",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="Hold N other samples apart to measure int8 vs float (default 64).",
+        ),
+        click.option(
+            "--min-sqnr",
+            type=float,
+            metavar="DB",
+            help="Fail (exit 2, nothing written) when an output's int8 SQNR on the held-out "
+            "samples is below DB.",
         ),
         click.option(
             "--synthetic-calibration",
@@ -174,6 +208,28 @@ def _compile_options(f):
             default="auto",
             show_default=True,
             help="Range observer for activations.",
+        ),
+        click.option(
+            "--per-tensor",
+            is_flag=True,
+            help="One int8 scale per weight tensor (default: one per output channel).",
+        ),
+        click.option(
+            "--bias-correction/--no-bias-correction",
+            default=None,
+            help="Move each layer's bias by its mean int8 error on the calibration data "
+            "(default: on).",
+        ),
+        click.option(
+            "--equalize",
+            is_flag=True,
+            help="Cross-layer equalization of conv/depthwise/FC pairs through ReLU before "
+            "calibration.",
+        ),
+        click.option(
+            "--adaround",
+            is_flag=True,
+            help="Choose each weight's rounding on the calibration data (AdaRound; slower).",
         ),
         click.option(
             "--stream",
@@ -194,6 +250,15 @@ def _compile_options(f):
     return f
 
 
+def _quant_flags(kw: dict) -> dict[str, bool]:
+    """QuantOptions fields set by --per-tensor, --[no-]bias-correction, --equalize, --adaround."""
+    flags = {"per_channel": not kw.get("per_tensor", False)}
+    if kw.get("bias_correction") is not None:
+        flags["bias_correction"] = kw["bias_correction"]
+    flags |= {k: True for k in ("equalize", "adaround") if kw.get(k)}
+    return flags
+
+
 def _options(board: str, **kw) -> CompileOptions:
     from tinyc.compiler import CalibrationOptions, CompileOptions
 
@@ -203,6 +268,9 @@ def _options(board: str, **kw) -> CompileOptions:
         synthetic=kw.get("synthetic_calibration", False),
         observer=kw.get("observer", "auto"),
         io_dtype=kw.get("io_dtype", "int8"),
+        eval_samples=kw.get("eval_samples"),
+        min_sqnr=kw.get("min_sqnr"),
+        quant=_quant_flags(kw),
     )
     return CompileOptions(
         board=board,
@@ -218,14 +286,7 @@ def _options(board: str, **kw) -> CompileOptions:
 @cli.command("compile")
 @click.argument("model")
 @click.option("--board", "-b", required=True, help="Target board (see `tinyc boards`).")
-@click.option(
-    "--output",
-    "-o",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Project directory to write.",
-)
+@_output_option("Project directory to write.", required=True)
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @click.option(
     "--test-input",
@@ -239,7 +300,9 @@ def compile_cmd(model: str, board: str, out_dir: Path, as_json: bool, **kw) -> N
     """Compile MODEL into a firmware project for BOARD."""
     from tinyc.compiler import compile_model
 
-    report = compile_model(model, _options(board, **kw), out_dir)
+    # the text report ends with the quality gate's warning; with --json it goes to stderr too
+    log = _warn if as_json else (lambda m: None)
+    report = compile_model(model, _options(board, **kw), out_dir, log=log)
     if as_json:
         _emit_json(report.to_json())
     else:
@@ -260,10 +323,60 @@ def _output_summary(g, name: str, y: np.ndarray) -> dict:
     return info
 
 
+def _comparison_lines(report: dict) -> list[str]:
+    """What run / validate compared, one line each."""
+    lines = []
+    for c in report.get("compared", []):
+        what = c["compared"]
+        if what == "firmware vs int8 reference":
+            verdict = "bit-exact" if c["bit_exact"] else f"{c['mismatches']} mismatching values"
+            cases = f"{c['cases']} case{'s' if c['cases'] != 1 else ''}"
+            lines.append(f"firmware vs int8 reference interpreter: {verdict} ({cases})")
+        elif what == "int8 vs float model":
+            if "outputs" not in c:
+                lines.append(f"int8 vs float model: {c['detail']}")
+                continue
+            outs = ", ".join(
+                f"{o['name']!r} SQNR "
+                + ("exact" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f} dB")
+                + (
+                    f", top-1 agreement {100 * o['top1_agreement']:.1f} %"
+                    if o.get("top1_agreement") is not None
+                    else ""
+                )
+                for o in c["outputs"]
+            )
+            lines.append(f"int8 vs float model ({c['detail']}): {outs}")
+            if c.get("gate_warning"):
+                lines.append(f"WARNING: {c['gate_warning']}")
+        elif what == "firmware vs stored expected outputs":
+            for o in c["outputs"]:
+                if "sqnr_db" in o:
+                    db = "exact" if o["sqnr_db"] is None else f"{o['sqnr_db']:.1f} dB"
+                    got = f"SQNR {db}"
+                    if o.get("top1_agreement") is not None:
+                        got += f", top-1 agreement {100 * o['top1_agreement']:.1f} %"
+                elif o["tolerance"].startswith("exact"):
+                    got = "bit-exact" if o["ok"] else f"{o['mismatches']} mismatching values"
+                else:
+                    got = f"max |error| {o['max_abs_error']:.3g}"
+                    got += f", {o['mismatches']} values outside" if o["mismatches"] else ""
+                bad = o.get("mismatching_cases") or []
+                verdict = "ok" if o["ok"] else "FAIL" + (f" in {', '.join(bad)}" if bad else "")
+                lines.append(
+                    f"firmware vs stored expected output_<i>.npy ({c['cases']} cases), "
+                    f"{o['name']!r}: {verdict}, {got} (tolerance: {o['tolerance']})"
+                )
+    return lines
+
+
 def _print_run(report: dict) -> None:
-    verdict = "bit-exact" if report["bit_exact"] else f"{report['mismatches']} mismatching values"
     n = report["instructions_per_inference"]
-    click.echo(f"{report['model']} on {report['board']} (QEMU {report['machine']}): {verdict}")
+    click.echo(f"{report['model']} on {report['board']} (QEMU {report['machine']})")
+    for line in _comparison_lines(report):
+        click.echo(f"  {line}")
+    for note in report.get("notes", []):
+        click.echo(f"  note: {note}")
     if n is not None:
         click.echo(
             f"  {n:,} instructions per inference ({report['instructions_per_mac']} per MAC, "
@@ -281,10 +394,8 @@ def _print_run(report: dict) -> None:
         click.echo(line)
     if len(report["cases"]) > 1:
         bad = [c["name"] for c in report["cases"] if not c["bit_exact"]]
-        click.echo(
-            f"  {len(report['cases'])} cases"
-            + (f"; mismatches in {', '.join(bad)}" if bad else ", all bit-exact")
-        )
+        if bad:
+            click.echo(f"  firmware vs int8 reference: mismatches in {', '.join(bad)}")
 
 
 @cli.command("run")
@@ -298,9 +409,7 @@ def _print_run(report: dict) -> None:
     metavar="X.npy",
     help="One .npy per model input (default: seeded random).",
 )
-@click.option(
-    "--output-dir", "-o", type=click.Path(path_type=Path), help="Write output_<i>.npy here."
-)
+@_output_option("Also write the firmware's output_<i>.npy into this directory.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_compile_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
@@ -308,7 +417,7 @@ def run_cmd(
     target: str,
     board: str | None,
     inputs: tuple[str, ...],
-    output_dir: Path | None,
+    out_dir: Path | None,
     force: bool,
     as_json: bool,
     **kw,
@@ -321,26 +430,50 @@ def run_cmd(
     from tinyc.fsutil import atomic_dir, check_writable_target
     from tinyc.runner import run_project
 
-    if output_dir is not None:
-        check_writable_target(output_dir, force)
+    is_project = _run_target(target, board)
+    if out_dir is not None:
+        check_writable_target(out_dir, force)
     with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
         project = Path(target)
-        if not project.is_dir():
-            if not board:
-                raise click.UsageError("running a model file needs --board")
+        if not is_project:
             project = Path(tmp) / "project"
-            compile_model(target, _options(board, **kw), project)
-        elif board:
-            raise click.UsageError("--board applies to model files; a project has its board")
-        report, case, graph = run_project(project, list(inputs) or None)
+            compile_model(target, _options(board or "", **kw), project)
+        label = None if is_project else f"the {board} project of {target}"
+        report, case, graph = run_project(project, list(inputs) or None, label)
         report["outputs"] = [
             _output_summary(graph, n, y) for n, y in zip(graph.outputs, case.outputs, strict=True)
         ]
-    if output_dir is not None:
-        with atomic_dir(output_dir, force) as out:
+    if out_dir is not None:
+        with atomic_dir(out_dir, force) as out:
             for i, y in enumerate(case.outputs):
                 np.save(out / f"output_{i}.npy", y)
     _finish_run(report, as_json)
+
+
+MODEL_SUFFIXES = (".onnx", ".tflite", ".pt2")
+
+
+def _run_target(target: str, board: str | None) -> bool:
+    """True when TARGET is a project directory, False for a model; refuse what is neither."""
+    p = Path(target)
+    factory = ":" in target and target.rsplit(":", 1)[0].endswith(".py")
+    if p.is_dir():
+        if board:
+            raise click.UsageError("--board applies to model files; a project has its board")
+        return True
+    if p.is_file() or factory:
+        if not board:
+            raise click.UsageError(
+                f"{target} is a model: running it needs --board B (or give the project "
+                "directory tinyc compile wrote)"
+            )
+        return False
+    if p.suffix.lower() in MODEL_SUFFIXES:
+        raise TinycError(f"no such model file: {target}")
+    raise TinycError(
+        f"directory {target} does not exist: give a project directory (tinyc compile MODEL "
+        "--board B -o DIR writes one) or a model file with --board"
+    )
 
 
 def _finish_run(report: dict, as_json: bool) -> None:
@@ -349,7 +482,7 @@ def _finish_run(report: dict, as_json: bool) -> None:
         _emit_json(report)
     else:
         _print_run(report)
-    if not report["bit_exact"]:
+    if not report.get("ok", report["bit_exact"]):
         sys.exit(1)
 
 
@@ -378,7 +511,7 @@ def validate(
     interpreter; exit status 1 on any mismatch."""
     from tinyc.runner import validate_model
 
-    report = validate_model(model, board, inputs_dir, cases, _options(board, **kw))
+    report = validate_model(model, board, inputs_dir, cases, _options(board, **kw), log=_warn)
     _finish_run(report, as_json)
 
 
@@ -417,14 +550,17 @@ def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | N
             click.echo(format_partial_estimate(partial))
         return
     est = estimate_model(g, board, backend)
+    written = None
     if plot is not None:
         from tinyc.estimate.plot import plot_estimate
 
-        plot_estimate(est, plot)
+        written = plot_estimate(est, plot)
     if as_json:
-        _emit_json(est.to_json())
+        _emit_json({**est.to_json(), **({"plot": str(written)} if written else {})})
     else:
         click.echo(est.format_text())
+        if written is not None:
+            click.echo(f"plot: wrote {written}")
 
 
 @cli.command()
@@ -479,8 +615,11 @@ def setup_emulator(force: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --debug anywhere on the command line: before or after the subcommand
     debug = "--debug" in args
+    if debug:
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
         rc = cli.main(args=args, prog_name="tinyc", standalone_mode=False)
     except click.exceptions.Abort:

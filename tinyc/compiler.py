@@ -39,6 +39,9 @@ class CalibrationOptions:
     synthetic: bool = False
     observer: str = "auto"
     io_dtype: str = "int8"
+    eval_samples: int | None = None  # held-out samples for the report (default 64)
+    min_sqnr: float | None = None  # an output SQNR below this (dB) is an error
+    quant: dict[str, Any] = field(default_factory=dict)  # more QuantOptions fields (cli flags)
 
 
 @dataclass
@@ -127,10 +130,20 @@ def quantize_if_float(g: Graph, cal: CalibrationOptions, log) -> tuple[Graph, An
         return g, None
     from tinyc.passes.quantize import QuantOptions, quantize_with_data
 
-    opts = QuantOptions(observer=cal.observer, io_dtype=cal.io_dtype)
-    return quantize_with_data(
-        g, cal.path, cal.samples, cal.synthetic, opts, show_progress=sys.stderr.isatty()
+    opts = QuantOptions(observer=cal.observer, io_dtype=cal.io_dtype, **cal.quant)
+    q, report = quantize_with_data(
+        g,
+        cal.path,
+        cal.samples,
+        cal.synthetic,
+        opts,
+        show_progress=sys.stderr.isatty(),
+        eval_samples=cal.eval_samples,
+        min_sqnr=cal.min_sqnr,
     )
+    for line in report.quality.lines():
+        log(line)
+    return q, report
 
 
 def test_vectors(g: Graph, paths: list[str] | None) -> list[np.ndarray]:
@@ -226,7 +239,7 @@ def _compile_cmsis(
         )
         saved = [p.name for p in save_project_graph(g, tmp)]
         manifest = {
-            **manifest_base(g, board, "cmsis", opts.kernels),
+            **manifest_base(g, board, "cmsis", opts.kernels, qreport),
             "arena_bytes": gen.plan.arena_bytes,
             "weight_bytes": gen.const_bytes,
             "stack_bytes": opts.stack_bytes,
@@ -268,9 +281,12 @@ def _stream_note(g: Graph) -> list[str]:
     ]
 
 
-def manifest_base(g: Graph, board: Board, backend: str, kernels: str) -> dict[str, Any]:
-    """The fields every project's tinyc.json starts with."""
-    return {
+def manifest_base(
+    g: Graph, board: Board, backend: str, kernels: str, qreport: Any = None
+) -> dict[str, Any]:
+    """The fields every project's tinyc.json starts with (and, for a model tinyc quantized,
+    how the int8 graph agreed with the float one, for ``tinyc run``)."""
+    base = {
         "format": "tinyc-project",
         "version": 1,
         "tinyc": __version__,
@@ -279,6 +295,31 @@ def manifest_base(g: Graph, board: Board, backend: str, kernels: str) -> dict[st
         "board": board.name,
         "backend": backend,
         "kernels": kernels,
+    }
+    if qreport is not None:
+        base["quantization"] = quantization_summary(qreport)
+    return base
+
+
+def quantization_summary(qreport: Any) -> dict[str, Any]:
+    """int8 vs float on the held-out samples, as compile measured it (an SQNR of None: no
+    error at all)."""
+    quality = qreport.quality
+    return {
+        "compared": "int8 vs float model",
+        "calibration_samples": qreport.calibration_samples,
+        "eval_samples": qreport.eval_samples,
+        "eval_source": qreport.eval_source,
+        "outputs": [
+            {
+                "name": o.name,
+                "task": o.task,
+                "sqnr_db": None if o.sqnr_db is None else round(o.sqnr_db, 2),
+                "top1_agreement": o.top1_agreement,
+            }
+            for o in qreport.outputs
+        ],
+        "gate_warning": None if quality is None or quality.ok else quality.headline(),
     }
 
 

@@ -35,10 +35,22 @@ def read_npy(path: str | Path) -> np.ndarray:
         raise TinycError(f"{path} is not a readable .npy file ({e})") from None
 
 
+def expected_input(g: Graph, name: str) -> str:
+    """What input ``name`` takes, as error messages state it: dtype[shape] in the model
+    file's layout, and the float alternative of a quantized input."""
+    t = g.tensors[name]
+    shape = list(external_shape(g, name))
+    want = f"{t.dtype}{shape}"
+    if t.dtype != "float32" and t.quant is not None:
+        want += f" (or float32{shape}, quantized with the input's scale and zero point)"
+    return want
+
+
 def as_input_dtype(g: Graph, name: str, x: np.ndarray, what: str) -> np.ndarray:
-    """Convert ``x`` to input ``name``'s dtype: float data for a quantized input is
-    quantized with the input's own scale and zero point (as TFLite's QUANTIZE does);
-    integer data must fit the input's range."""
+    """Convert ``x`` to input ``name``'s dtype. Accepted: the input's own dtype; for a float
+    input, any float array; for a quantized input, float data (real values, quantized with
+    the input's own scale and zero point as TFLite's QUANTIZE does). Anything else (an int16
+    file for an int8 input, integers for a float input) is refused."""
     from tinyc.ir.ops.quant import quantize_array
 
     t = g.tensors[name]
@@ -47,15 +59,12 @@ def as_input_dtype(g: Graph, name: str, x: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(x.dtype, np.floating):
         if t.dtype == "float32":
             return x.astype(np.float32)
-        if t.quant is None:
-            raise TinycError(f"{what}: input {name!r} takes {t.dtype} values, not floats")
-        return quantize_array(x, t.quant.s, t.quant.zp, t.dtype)
-    if np.issubdtype(x.dtype, np.integer) and t.dtype != "float32":
-        info = np.iinfo(t.dtype)
-        if x.size and (x.min() < info.min or x.max() > info.max):
-            raise TinycError(f"{what}: values outside the {t.dtype} range of input {name!r}")
-        return x.astype(t.dtype)
-    raise TinycError(f"{what}: input {name!r} takes {t.dtype} values, the file holds {x.dtype}")
+        if t.quant is not None:
+            return quantize_array(x, t.quant.s, t.quant.zp, t.dtype)
+    raise TinycError(
+        f"{what}: input {name!r} takes {expected_input(g, name)}; the file holds "
+        f"{x.dtype}{list(x.shape)}"
+    )
 
 
 def sequence_shape(g: Graph, name: str) -> tuple[int, ...] | None:
@@ -69,25 +78,30 @@ def sequence_shape(g: Graph, name: str) -> tuple[int, ...] | None:
     return tuple(shape) if perm is None else tuple(shape[p] for p in perm)
 
 
-def load_inputs(g: Graph, paths: list[str | Path]) -> list[np.ndarray]:
-    """Read one .npy per graph input (in the model's own layout) into internal layout.
-
-    Float data for a quantized input is quantized with that input's parameters. A
-    streaming step graph (Graph.stream) also takes whole sequences."""
+def load_inputs(
+    g: Graph, paths: list[str | Path], notes: list[str] | None = None
+) -> list[np.ndarray]:
+    """Read one .npy per graph input into internal layout. Each must have the input's shape
+    in the model file's own layout (a streaming step graph also takes whole sequences) and
+    its dtype, or float data for a quantized input, which is quantized with that input's
+    parameters (said in ``notes``). Anything else is refused, saying what was expected."""
     if len(paths) != len(g.inputs):
         raise TinycError(f"the model takes {len(g.inputs)} input(s); {len(paths)} given")
     arrays = []
     for name, p in zip(g.inputs, paths, strict=True):
         x = read_npy(p)
-        want = external_shape(g, name)
-        if x.shape == sequence_shape(g, name):
-            want = x.shape
-        if x.shape != want:
-            if x.size != int(np.prod(want)):
-                raise TinycError(
-                    f"{p}: input {name!r} needs shape {list(want)}, the file holds {list(x.shape)}"
-                )
-            x = x.reshape(want)
+        shapes = [external_shape(g, name), sequence_shape(g, name)]
+        if x.shape not in shapes:
+            raise TinycError(
+                f"{p}: input {name!r} takes {expected_input(g, name)}; the file holds "
+                f"{x.dtype}{list(x.shape)}"
+            )
+        t = g.tensors[name]
+        if notes is not None and x.dtype != np.dtype(t.dtype) and t.quant is not None:
+            notes.append(
+                f"input {name!r}: {x.dtype} values quantized to {t.dtype} with scale "
+                f"{float(t.quant.s):.6g}, zero point {t.quant.zp}"
+            )
         arrays.append(to_internal(g, name, as_input_dtype(g, name, x, str(p))))
     return arrays
 

@@ -3,7 +3,9 @@
 Per layer: the SQNR (signal-to-quantization-noise ratio, dB) of every node's int8 output,
 dequantized, against the float graph's value of the same tensor, on the same inputs (the
 error accumulated up to that layer). Per graph output: top-1 agreement for classifiers, max
-and mean absolute error and SQNR for every output.
+and mean absolute error and SQNR for every output. Per tensor: the share of its float values
+that fall outside its int8 range (clipped at a calibrated bound). ``tinyc.quality`` judges
+the result.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tinyc import interpreter
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import get_op
 from tinyc.ir.ops.quant import quantize_array
+from tinyc.ir.tensor import QuantParams
 from tinyc.table import render
 
 if TYPE_CHECKING:
@@ -46,6 +49,19 @@ class OutputQuality:
 
 
 @dataclass
+class RangeCoverage:
+    """How well a tensor's int8 range holds its float values on the evaluation samples."""
+
+    tensor: str
+    lo: float  # the calibrated range: what the int8 parameters can represent
+    hi: float
+    seen_lo: float  # the float values on the evaluation samples
+    seen_hi: float
+    clipped: float  # fraction of those values outside [lo, hi] by more than half a step
+    fixed: bool = False  # parameters fixed by the op (softmax, logistic ...), not calibrated
+
+
+@dataclass
 class QuantReport:
     layers: list[LayerQuality]
     outputs: list[OutputQuality]
@@ -54,10 +70,18 @@ class QuantReport:
     eval_source: str = ""
     requantizations: int = 0
     warnings: list[str] = field(default_factory=list)
+    # per tensor (graph inputs first, then node outputs in graph order)
+    coverage: dict[str, RangeCoverage] = field(default_factory=dict)
+    io_tensors: list[str] = field(default_factory=list)  # graph inputs and outputs
+    quality: Any = None  # the quality gate's verdict (tinyc.quality.QualityVerdict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (an SQNR of None means no error at all)."""
-        return asdict(self)
+        """Plain JSON-able data (an SQNR of None means no error at all): the range coverage
+        of the graph's inputs and outputs, and the quality gate's verdict."""
+        d = asdict(self)
+        d["coverage"] = [asdict(self.coverage[n]) for n in self.io_tensors if n in self.coverage]
+        d["quality"] = self.quality.to_dict() if self.quality is not None else None
+        return d
 
     to_json = to_dict
 
@@ -101,6 +125,8 @@ class QuantReport:
         lines.append(
             render(["node", "op", "observer", "scale", "zp", "SQNR dB"], rows, right={3, 4, 5})
         )
+        if self.quality is not None and not self.quality.ok:  # last, where it is seen
+            lines += ["", *self.quality.lines()]
         return "\n".join(lines)
 
 
@@ -155,18 +181,78 @@ def _real(q: Graph, name: str, v: np.ndarray) -> np.ndarray:
     return v.astype(np.float64)
 
 
+def boundary_quant(q: Graph, name: str) -> tuple[QuantParams, str] | None:
+    """The integer parameters and dtype of tensor ``name`` of ``q``; for a float graph input
+    or output, those of the QUANTIZE after it or the DEQUANTIZE before it."""
+    t = q.tensors.get(name)
+    if t is None:
+        return None
+    if t.is_quantized and t.quant is not None:
+        return t.quant, t.dtype
+    for n in q.nodes:
+        if n.op == "QUANTIZE" and n.inputs[0] == name:
+            inner = q.tensors[n.outputs[0]]
+        elif n.op == "DEQUANTIZE" and n.outputs[0] == name:
+            inner = q.tensors[n.inputs[0]]
+        else:
+            continue
+        if inner.quant is not None:
+            return inner.quant, inner.dtype
+    return None
+
+
+class _Coverage:
+    """Accumulates how many float values fall outside each tensor's integer range."""
+
+    def __init__(self, q: Graph, names: list[str], fixed: set[str]):
+        self.ranges: dict[str, tuple[float, float, float]] = {}
+        self.fixed = fixed
+        for name in names:
+            found = boundary_quant(q, name)
+            if found is None or found[0].per_channel or name in self.ranges:
+                continue
+            qp, dtype = found
+            info = np.iinfo(dtype)
+            s = float(qp.s)
+            self.ranges[name] = ((info.min - qp.zp) * s, (info.max - qp.zp) * s, s)
+        self.seen = {n: [math.inf, -math.inf, 0, 0] for n in self.ranges}
+
+    def update(self, name: str, ref: np.ndarray) -> None:
+        if name not in self.ranges or ref.size == 0:
+            return
+        lo, hi, s = self.ranges[name]
+        acc = self.seen[name]
+        acc[0] = min(acc[0], float(ref.min()))
+        acc[1] = max(acc[1], float(ref.max()))
+        acc[2] += int(np.count_nonzero((ref < lo - s / 2) | (ref > hi + s / 2)))
+        acc[3] += ref.size
+
+    def result(self) -> dict[str, RangeCoverage]:
+        return {
+            n: RangeCoverage(n, lo, hi, a[0], a[1], a[2] / a[3], n in self.fixed)
+            for n, (lo, hi, _) in self.ranges.items()
+            if (a := self.seen[n])[3]
+        }
+
+
 def evaluate(
     f: Graph,
     q: Graph,
     samples: list[list[np.ndarray]],
     choices: dict[str, ObserverChoice] | None = None,
+    fixed: set[str] | None = None,
 ) -> QuantReport:
-    """Run float ``f`` and int8 ``q`` on the same float ``samples`` and compare."""
+    """Run float ``f`` and int8 ``q`` on the same float ``samples`` and compare; also
+    record how much of every tensor's float values its int8 range holds (``fixed``: the
+    tensors whose parameters an op fixes rather than calibration)."""
     compared = [
         (n, n.outputs[0])
         for n in q.nodes
         if n.outputs[0] in f.tensors and f.tensors[n.outputs[0]].shape == q.out(n).shape
     ]
+    compared_names = {name for _, name in compared}
+    cov_names = [*f.inputs, *(name for _, name in compared), *f.outputs]
+    coverage = _Coverage(q, [n for n in cov_names if n in q.tensors], fixed or set())
     sig = {name: 0.0 for _, name in compared}
     noise = dict(sig)
     outs: dict[str, dict[str, Any]] = {
@@ -177,13 +263,18 @@ def evaluate(
     for sample in samples:
         fv = interpreter.run(f, sample, keep_all=True)
         qv = interpreter.run(q, int8_inputs(q, sample), keep_all=True)
+        for name, x in zip(f.inputs, sample, strict=True):
+            coverage.update(name, np.asarray(x, np.float64))
         for _, name in compared:
             ref = fv[name].astype(np.float64)
+            coverage.update(name, ref)
             err = ref - _real(q, name, qv[name])
             sig[name] += float(np.sum(ref * ref))
             noise[name] += float(np.sum(err * err))
         for o, acc in outs.items():
             ref = fv[o].astype(np.float64)
+            if o not in compared_names:
+                coverage.update(o, ref)
             got = _real(q, o, qv[o])
             err = np.abs(ref - got)
             acc["sig"] += float(np.sum(ref * ref))
@@ -217,4 +308,10 @@ def evaluate(
         )
         for o, acc in outs.items()
     ]
-    return QuantReport(layers, outputs, len(samples))
+    return QuantReport(
+        layers,
+        outputs,
+        len(samples),
+        coverage=coverage.result(),
+        io_tensors=[*f.inputs, *f.outputs],
+    )

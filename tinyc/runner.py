@@ -3,6 +3,7 @@ it in QEMU, compare with the reference interpreter, and count instructions per i
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from tinyc.modelio import (
     external_shape,
     load_inputs,
     random_inputs,
+    read_npy,
     to_external,
     to_internal,
 )
@@ -48,11 +50,15 @@ class EmulatedProject:
     elf: Path
 
     @classmethod
-    def build(cls, project: str | Path) -> EmulatedProject:
+    def build(
+        cls, project: str | Path, graph: Graph | None = None, label: str | None = None
+    ) -> EmulatedProject:
+        """Build ``project`` for its emulated twin (``label`` names it in errors; fetch
+        progress of TFLM / CMSIS-NN goes to stderr)."""
         project = Path(project)
         manifest = read_manifest(project)
-        graph = load_project_graph(project)
-        elf = build_firmware(project, "emu")
+        graph = graph if graph is not None else load_project_graph(project)
+        elf = build_firmware(project, "emu", label=label, progress=_stderr)
         return cls(project, graph, manifest, elf)
 
     @property
@@ -102,11 +108,26 @@ class EmulatedProject:
         per_inference = counts[0] if counts else None
         stack = max((c.stack_used for c in cases), default=0)
         static = sizes["data"] + sizes["bss"]
+        machine = self.board.twin().qemu_machine
+        bit_exact = all(c.bit_exact for c in cases)
+        compared = [
+            {
+                "compared": "firmware vs int8 reference",
+                "detail": f"the firmware in QEMU {machine} against tinyc's reference "
+                "interpreter running the project's int8 graph on the same inputs",
+                "cases": len(cases),
+                "bit_exact": bit_exact,
+                "mismatches": sum(c.mismatches for c in cases),
+            },
+            self.float_comparison(),
+        ]
         return {
             "model": self.manifest["model"],
             "board": self.manifest["board"],
-            "machine": self.board.twin().qemu_machine,
-            "bit_exact": all(c.bit_exact for c in cases),
+            "machine": machine,
+            "ok": bit_exact,
+            "compared": compared,
+            "bit_exact": bit_exact,
             "mismatches": sum(c.mismatches for c in cases),
             "cases": [
                 {
@@ -130,14 +151,41 @@ class EmulatedProject:
             "elf": dict(sizes),
         }
 
+    def float_comparison(self) -> dict[str, Any]:
+        """int8 vs float, as ``compile`` measured it on held-out samples, when tinyc
+        quantized the model; otherwise say there is no float model to compare with."""
+        q = self.manifest.get("quantization")
+        if q is None:
+            return {
+                "compared": "int8 vs float model",
+                "detail": "not measured: the model came quantized, tinyc has no float model",
+            }
+        return {**q, "detail": f"at compile time, on {q['eval_samples']} {q['eval_source']}"}
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
 
 def run_project(
-    project: str | Path, input_files: list[str] | None
+    project: str | Path, input_files: list[str] | None, label: str | None = None
 ) -> tuple[dict[str, Any], CaseResult, Graph]:
-    ep = EmulatedProject.build(project)
-    inputs = load_inputs(ep.graph, input_files) if input_files else random_inputs(ep.graph, 0)
+    """Check the inputs against the project's model, build, run once, compare (``label``
+    names a temporary project in errors)."""
+    project = Path(project)
+    read_manifest(project)
+    graph = load_project_graph(project)
+    notes: list[str] = []
+    if input_files:
+        inputs = load_inputs(graph, input_files, notes)
+    else:
+        inputs = random_inputs(graph, 0)
+        notes.append("input: seeded random values (give -i X.npy for your own)")
+    ep = EmulatedProject.build(project, graph, label)
     case = ep.run_case("input", inputs)
-    return ep.report([case]), case, ep.graph
+    report = ep.report([case])
+    report["notes"] = notes
+    return report, case, ep.graph
 
 
 def validate_model(
@@ -146,18 +194,142 @@ def validate_model(
     inputs_dir: str | None,
     random_cases: int,
     opts: CompileOptions | None = None,
+    log=None,
 ) -> dict[str, Any]:
     """Compile ``model`` for ``board`` into a temporary project and run every case:
-    the cases of ``inputs_dir`` (reference_io layout) or ``random_cases`` seeded ones."""
+    the cases of ``inputs_dir`` (reference_io layout) or ``random_cases`` seeded ones.
+    Where a case folder also holds ``output_<i>.npy``, the firmware's outputs are compared
+    with them too (see ``compare_expected``)."""
     opts = opts or CompileOptions(board=board)
     with tempfile.TemporaryDirectory(prefix="tinyc-validate-") as d:
         project = Path(d) / "project"
-        compile_model(model, opts, project, log=lambda m: None)
-        ep = EmulatedProject.build(project)
-        cases: list[tuple[str, list[np.ndarray]]] = []
+        compile_model(model, opts, project, log=log or (lambda m: None))
+        graph = load_project_graph(project)
+        cases: list[tuple[str, list[np.ndarray], list[Path]]] = []
         if inputs_dir:
             for case in case_dirs(inputs_dir):
-                cases.append((case.name, load_inputs(ep.graph, case_inputs(case))))
+                cases.append((case.name, load_inputs(graph, case_inputs(case)), case_outputs(case)))
         else:
-            cases = [(f"random_{s}", random_inputs(ep.graph, s)) for s in range(random_cases)]
-        return ep.report([ep.run_case(name, xs) for name, xs in cases])
+            cases = [(f"random_{s}", random_inputs(graph, s), []) for s in range(random_cases)]
+        ep = EmulatedProject.build(project, graph, f"the {board} project of {model}")
+        results = [ep.run_case(name, xs) for name, xs, _ in cases]
+        report = ep.report(results)
+        stored = [(name, r, outs) for (name, _, outs), r in zip(cases, results, strict=True)]
+        if any(outs for _, _, outs in stored):
+            exp = compare_expected(ep, [(n, r, o) for n, r, o in stored if o])
+            report["compared"].append(exp)
+            report["ok"] = report["ok"] and exp["ok"]
+        return report
+
+
+def case_outputs(case: Path) -> list[Path]:
+    """The stored expected outputs of a case folder: output_0.npy, output_1.npy ..."""
+    paths = []
+    while (case / f"output_{len(paths)}.npy").exists():
+        paths.append(case / f"output_{len(paths)}.npy")
+    return paths
+
+
+FLOAT_RTOL = 1e-4
+"""Float outputs of a model that came quantized: |got - want| <= FLOAT_RTOL * max|want| plus
+one step of the int8 tensor the output is dequantized from."""
+
+
+def _real(g: Graph, name: str, v: np.ndarray) -> np.ndarray:
+    t = g.tensors[name]
+    if v.dtype.kind in "iu" and t.quant is not None:
+        return t.quant.dequantize(v).astype(np.float64)
+    return v.astype(np.float64)
+
+
+def _output_step(g: Graph, name: str) -> float:
+    from tinyc.quant_report import boundary_quant
+
+    found = boundary_quant(g, name)
+    return float(found[0].s) if found is not None and not found[0].per_channel else 0.0
+
+
+def compare_expected(
+    ep: EmulatedProject, cases: list[tuple[str, CaseResult, list[Path]]]
+) -> dict[str, Any]:
+    """The firmware's outputs against the stored ``output_<i>.npy`` of each case.
+
+    Integer outputs: exact. Float outputs of a model tinyc quantized (the stored values come
+    from the float model): the quality gate's tolerance over all cases (output SQNR >= 20 dB,
+    10 dB for classifiers; top-1 agreement >= 90 %). Float outputs of a model that came
+    quantized: every value within FLOAT_RTOL * max|want| + one output quantization step."""
+    from tinyc.quality import MIN_SQNR_DB, MIN_TOP1_AGREEMENT
+    from tinyc.quant_report import output_task, sqnr_db
+
+    g = ep.graph
+    quantized_here = "quantization" in ep.manifest
+    per_output = []
+    for i, name in enumerate(g.outputs):
+        sig = noise = 0.0
+        mismatches = agree = rows = 0
+        max_err = 0.0
+        exact = True
+        bad: list[str] = []
+        for case, r, paths in cases:
+            if i >= len(paths):
+                continue
+            want = read_npy(paths[i])
+            got = r.outputs[i]
+            if want.size != got.size:
+                raise TinycError(
+                    f"{paths[i]} holds {want.dtype}{list(want.shape)}; output {name!r} of the "
+                    f"model is {got.dtype}{list(got.shape)}"
+                )
+            want = want.reshape(got.shape)
+            if want.dtype.kind in "iu" and want.dtype == got.dtype:
+                n_bad = int(np.count_nonzero(want != got))
+                mismatches += n_bad
+                bad += [case] if n_bad else []
+                continue
+            exact = False
+            w, q = _real(g, name, want), _real(g, name, got)
+            err = np.abs(w - q)
+            max_err = max(max_err, float(err.max(initial=0.0)))
+            sig += float(np.sum(w * w))
+            noise += float(np.sum(err * err))
+            if not quantized_here:
+                tol = FLOAT_RTOL * float(np.abs(w).max(initial=0.0)) + _output_step(g, name)
+                n_bad = int(np.count_nonzero(err > tol))
+                mismatches += n_bad
+                bad += [case] if n_bad else []
+            if output_task(g, name) == "classifier":
+                agree += int(w.reshape(-1).argmax() == q.reshape(-1).argmax())
+                rows += 1
+        entry: dict[str, Any] = {"name": name, "mismatching_cases": bad}
+        if exact:
+            entry.update(tolerance="exact (integer outputs)", mismatches=mismatches)
+            entry["ok"] = mismatches == 0
+        elif not quantized_here:
+            entry.update(
+                tolerance=f"|got - want| <= {FLOAT_RTOL:g} * max|want| + one output step",
+                mismatches=mismatches,
+                max_abs_error=max_err,
+            )
+            entry["ok"] = mismatches == 0
+        else:
+            task = output_task(g, name)
+            db = sqnr_db(sig, noise)
+            top1 = agree / rows if rows else None
+            entry.update(
+                tolerance=f"int8 vs float: SQNR >= {MIN_SQNR_DB[task]:g} dB"
+                + (f", top-1 agreement >= {100 * MIN_TOP1_AGREEMENT:g} %" if rows else ""),
+                sqnr_db=db,
+                top1_agreement=top1,
+                max_abs_error=max_err,
+            )
+            entry["ok"] = (db is None or db >= MIN_SQNR_DB[task]) and (
+                top1 is None or top1 >= MIN_TOP1_AGREEMENT
+            )
+        per_output.append(entry)
+    return {
+        "compared": "firmware vs stored expected outputs",
+        "detail": f"output_<i>.npy of {len(cases)} case(s)",
+        "cases": len(cases),
+        "ok": all(e["ok"] for e in per_output),
+        "outputs": per_output,
+    }

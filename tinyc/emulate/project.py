@@ -5,12 +5,14 @@ Files written (relative to the project directory)::
     app/main.c, app/test_data.c/.h     real-board main: embedded test input, UART report
     app/main_files.c                   emulator + host main: input_<i>.bin -> output_<i>.bin
     app/tinyc_util.c, tinyc_platform.h benchmark markers, printing, the target-glue interface
-    board/hw/     startup.c console.c linker.ld     the real board
+    README.md                          what is in it, build, flash, console, expected output
+    board/hw/     startup.c clock.c console.c linker.ld     the real board (+ boot2.S on the RP2040)
     board/emu/    startup.c semihost.c linker.ld    its emulated twin (QEMU, semihosting)
     board/host/   platform_host.c                   the host build
     data/input_<i>.bin, data/expected_<i>.bin       test case for make run-emu / run-host / CI
     Makefile, CMakeLists.txt, cmake/arm-none-eabi.cmake
     renode/<board>.resc, renode/<model>.robot       (boards with an upstream Renode platform)
+    tools/rp2040_image.py, cmake/rp2040_image.cmake (RP2040: boot loader checksum, UF2)
     .github/workflows/tinyc-firmware.yml
 
 The C backend adds ``model/model.h``, ``model/model.c`` (the contract's API) and ``runtime/``; the
@@ -88,14 +90,21 @@ def _ident(s: str) -> str:
 
 
 def _uart_params(board: Board) -> dict[str, Any]:
-    """Driver register values computed from the board's console description."""
+    """Driver register values computed from the board's console description, at the UART clock
+    after the start-up clock set-up (the firmware computes them at run time; these are for the
+    comments, and checked for the reset clock too)."""
     c, p = board.console, board.console.params
-    clk = p.get("kernel_clock_hz", board.reset_clock_hz)
+    plan = board.clock_plan()
+    clk = plan.console_hz
     if c.driver in ("stm32-usart-v1", "stm32-usart-v2", "stm32-lpuart"):
         pin = int(p["tx_pin"][2:])
         brr = round(256 * clk / c.baud) if c.driver == "stm32-lpuart" else round(clk / c.baud)
-        if c.driver == "stm32-lpuart" and not 0x300 <= brr < 1 << 20:
-            raise TinycError(f"board {board.name}: LPUART clock {clk} Hz cannot make {c.baud} baud")
+        for hz in (clk, plan.reset_console_hz):
+            lp = round(256 * hz / c.baud)
+            if c.driver == "stm32-lpuart" and not 0x300 <= lp < 1 << 20:
+                raise TinycError(
+                    f"board {board.name}: LPUART clock {hz} Hz cannot make {c.baud} baud"
+                )
         return {
             "gpio_base": p["gpio_base"],
             "gpio_af": p["gpio_af"],
@@ -181,6 +190,7 @@ def render_project(
     make_vars: Mapping[str, str] | None = None,
     project_path: str = ".",
     fetched_libraries: Sequence[Mapping[str, str]] = (),
+    backend: str = "cmsis",
 ) -> list[str]:
     """Write the firmware skeleton for ``board`` into the existing directory ``out_dir``.
 
@@ -203,6 +213,8 @@ def render_project(
         fetched_libraries: libraries the build takes from a directory in an environment
             variable ({"name", "env", "url", "md5"}): the CI workflow downloads and checks
             each archive and sets the variable.
+        backend: "cmsis" or "tflm", for the README (the TFLM backend replaces the Makefile and
+            CMakeLists.txt afterwards).
 
     Returns the relative paths written, sorted. Same arguments -> byte-identical files.
     """
@@ -220,6 +232,7 @@ def render_project(
     if stack_bytes < 1024 or stack_bytes % 8:
         raise TinycError(f"stack size {stack_bytes} must be a multiple of 8 and at least 1024")
 
+    dtypes = [x.dtype.name if isinstance(x, np.ndarray) else None for x in expected_outputs or []]
     hw_layout = _layout(board, layout, arena_bytes, stack_bytes)
     twin_layout = _layout(twin, emu_layout, arena_bytes, stack_bytes)
     common: dict[str, Any] = {
@@ -237,6 +250,7 @@ def render_project(
         "caches": board.caches,
         "cycles": "dwt" if board.has_dwt_cyccnt else "systick",
         "boot2": board.boot2,
+        "clock_init": True,
     }
     emu = {
         "target_desc": f"the emulated twin of the {board.name}: QEMU {twin.qemu_machine}",
@@ -246,6 +260,7 @@ def render_project(
         "caches": False,
         "cycles": "none",
         "boot2": False,
+        "clock_init": False,
     }
     name_id = _ident(model_name)
     make_items = sorted((make_vars or {}).items())
@@ -277,6 +292,7 @@ def render_project(
             {"inputs": [_blob(b) for b in inputs], "expected": [_blob(b) for b in expected]},
         ),
         "board/hw/startup.c": ("board/startup.c.j2", hw),
+        "board/hw/clock.c": ("board/clock.c.j2", {"plan": board.clock_plan()}),
         "board/hw/linker.ld": ("board/linker.ld.j2", hw),
         "board/hw/console.c": (
             "board/console_uart.c.j2",
@@ -296,6 +312,19 @@ def render_project(
         "cmake/arm-none-eabi.cmake": ("build/arm-none-eabi.cmake.j2", {}),
         ".github/workflows/tinyc-firmware.yml": ("ci/tinyc-firmware.yml.j2", build_ctx),
     }
+    if board.boot2:
+        files["board/hw/boot2.S"] = (
+            "board/boot2_rp2040.S.j2",
+            {"clkdiv": board.flash.get("boot2_clkdiv", 4)},
+        )
+        files["tools/rp2040_image.py"] = ("tools/rp2040_image.py.j2", {})
+        files["cmake/rp2040_image.cmake"] = ("build/rp2040_image.cmake.j2", {})
+    files["README.md"] = (
+        "project/README.md.j2",
+        _readme_ctx(
+            board, model_name, hw, build_ctx, expected, dtypes, arena_bytes, stack_bytes, backend
+        ),
+    )
     if board.renode_platform:
         names = {"resc_name": resc_name, "robot_name": robot_name}
         files[f"renode/{resc_name}"] = ("renode/board.resc.j2", names)
@@ -316,14 +345,69 @@ def render_project(
     return sorted(written)
 
 
+def _readme_ctx(
+    board: Board,
+    model_name: str,
+    hw: Mapping[str, Any],
+    build_ctx: Mapping[str, Any],
+    expected: Sequence[bytes],
+    dtypes: Sequence[str | None],
+    arena_bytes: int,
+    stack_bytes: int,
+    backend: str,
+) -> dict[str, Any]:
+    from tinyc.boards import _kib
+    from tinyc.emulate.readme import expected_output, flash_methods
+
+    c = board.console
+    connection = c.params.get("connection", "")
+    port = ""
+    if "virtual COM port" in connection:
+        port = "/dev/ttyACM0"
+    elif "USB-serial" in connection:
+        port = "/dev/ttyUSB0"
+    tx = c.params.get("tx_pin")
+    if c.driver == "nrf-uart":
+        tx = f"P{c.params['tx_port']}.{c.params['tx_pin']:02d}"
+    elif c.driver == "rp2040-uart":
+        tx = f"GP{c.params['tx_pin']}"
+    regions = {r.name: f"{r.name} (0x{r.base:08X}, {_kib(r.size)})" for r in board.memory}
+    return {
+        "model_title": model_name,
+        "backend": backend,
+        "plan": board.clock_plan(),
+        "flash": flash_methods(board, build_ctx["single_image"]),
+        "expected": expected_output(board, model_name, expected, dtypes, stack_bytes),
+        "console": {
+            "name": c.name,
+            "baud": c.baud,
+            "tx_pin": str(tx) if tx is not None else "",
+            "rx_pin": c.params.get("rx_pin", ""),
+            "connection": connection,
+            "port": port,
+        },
+        "regions": regions,
+        "layout": hw["layout"],
+        "caches": hw["caches"],
+        "cycles": hw["cycles"],
+        "arena_bytes": arena_bytes,
+        "stack_bytes": stack_bytes,
+        "single_image": build_ctx["single_image"],
+        "make_vars": build_ctx["make_vars"],
+        "fetched_libraries": build_ctx["fetched_libraries"],
+    }
+
+
 def _console_ctx(board: Board) -> dict[str, Any]:
     c = board.console
+    plan = board.clock_plan()
     return {
         "name": c.name,
         "driver": c.driver,
         "base": c.base,
         "baud": c.baud,
-        "kernel_clock_hz": c.params.get("kernel_clock_hz", board.reset_clock_hz),
+        "clock_hz": plan.console_hz,
+        "reset_clock_hz": plan.reset_console_hz,
     }
 
 

@@ -111,7 +111,9 @@ class Estimate:
     #: text rodata data bss arena stack flash ram (as the validated firmware's ELF), and
     #: state: the persistent recurrent state (inside data or bss)
     sizes: dict[str, int]
-    parts: dict[str, int]  # flash and RAM by origin
+    #: flash by origin (constants, kernel_code, runtime: they add up to sizes["flash"]) and
+    #: scratch: the most arena bytes kernel scratch buffers take at one time (inside the arena)
+    parts: dict[str, int]
     stack_used: int
     outside_instructions: float
     cpi: float
@@ -206,17 +208,37 @@ class Estimate:
         head = ["#", "layer", "op", "output", "params", "MACs", "weights B", "live B",
                 "scratch B", *(["state B"] if state else []), "instr", "cycles", "ms"]  # fmt: skip
         ram = (
-            f"SRAM:  {fmt_int(s['ram'])} B = arena {fmt_int(s['arena'])} (scratch "
-            f"{fmt_int(p['scratch'])} inside)"
+            f"RAM:   {fmt_int(s['ram'])} B = arena {fmt_int(s['arena'])}"
+            + (
+                f" (of which kernel scratch: at most {fmt_int(p['scratch'])} at one time)"
+                if p.get("scratch")
+                else ""
+            )
             + (f" + state {fmt_int(state)} (persistent, outside the arena)" if state else "")
             + f" + runtime state {fmt_int(s['data'] + s['bss'] - state)}"
             f" + stack {fmt_int(s['stack'])} reserved ({fmt_int(self.stack_used)} used)"
+        )
+        board = self.board_firmware
+        extra = [
+            f"{what} {'+' if d >= 0 else '-'}{fmt_int(abs(d))} B"
+            for what, d in (
+                ("flash", board["flash_bytes"] - s["flash"]),
+                ("RAM", board["ram_bytes"] - s["ram"]),
+            )
+            if d
+        ]
+        budget_head = f"budget on {self.board}" + (
+            f" (the board's build differs by its console driver and self-test data: "
+            f"{', '.join(extra)}):"
+            if extra
+            else ":"
         )
         lines = [
             f"{self.model} on {self.board} ({self.core}, {mhz:g} MHz), {self.backend} backend, "
             f"{self.kernels} kernels",
             "",
             render(head, rows, right={0, *range(4, len(head))}),
+            "live B: arena bytes in use while the layer runs, its scratch B included",
             "",
             f"total: {fmt_int(self.macs)} MACs, {fmt_int(round(self.instructions))} "
             f"instructions, {fmt_int(round(self.cycles))} cycles = {self.latency_ms:.3f} ms "
@@ -226,8 +248,7 @@ class Estimate:
             f"{fmt_int(p['runtime'])}",
             ram,
             "",
-            f"budget on {self.board} (its firmware: {fmt_int(self.board_firmware['flash_bytes'])}"
-            f" B flash, {fmt_int(self.board_firmware['ram_bytes'])} B RAM):",
+            budget_head,
             render(
                 ["region", "kind", "size", "used", "%", "holds"],
                 [
@@ -419,7 +440,7 @@ def estimate_cmsis(g: Graph, board: Board) -> Estimate:
         "constants": constants,
         "kernel_code": model["text"] + units["rodata"],
         "runtime": emu["text"] + emu["rodata"] + emu["data"],
-        "scratch": sum(size for _, size in gen.plan.scratch.values()),
+        "scratch": max((size for _, size in gen.plan.scratch.values()), default=0),
     }
     stack_used = emu["stack_at_invoke"] + inv["frame"] + max((c.stack_bytes for c in costs),
                                                              default=0)  # fmt: skip

@@ -5,9 +5,12 @@ What a TFLM project adds over tinyc's interpreter-free C, as measured by
 --backend tflm``, TFLM and CMSIS-NN at the commits the backend pins) on each core's
 calibration board, into ``tinyc/data/estimate_tflm.json``:
 
-- instructions per node: per op kind a linear function of the node's MACs, output and input
-  elements (and im2col bytes / pooling windows), fitted on the totals of measured inferences;
-  plus the interpreter's fixed cost per invoke;
+- instructions per node of the graph TFLM runs (tinyc's TFLM lowering: a PAD in front of a
+  window whose pads are neither SAME nor VALID): per op kind a linear function of the node's
+  MACs, output and input elements (pooling windows, tensors of joins); a convolution by the
+  CMSIS-NN function TFLM's kernel calls for its geometry, from that function's loop counts
+  (window_features); fitted on the totals of measured inferences, plus the interpreter's
+  fixed cost per invoke;
 - flash: the firmware around the model (start-up, harness, TFLM's interpreter), the code each
   op kind links (kernel and CMSIS-NN functions, resolver entry), and the .tflite itself;
 - RAM: TFLM's static data, the tensor arena as the TFLM backend sizes it
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -67,27 +71,155 @@ def tflm_calibration(board: Board) -> tuple[str, dict[str, Any], str]:
     return key, cores[key], note
 
 
+#: channels per block of CMSIS-NN's Helium depthwise kernels (CH_IN_BLOCK_MVE)
+MVE_CH_BLOCK = 124
+
+
+@dataclass(frozen=True)
+class Window:
+    """The loop bounds of a CONV_2D / DEPTHWISE_CONV_2D as CMSIS-NN sees them (NHWC)."""
+
+    n: int  # batches
+    h: int  # input rows, columns, channels
+    w: int
+    c: int
+    oh: int  # output rows, columns, channels
+    ow: int
+    oc: int
+    kh: int  # kernel rows, columns, input channels per filter
+    kw: int
+    kc: int
+    stride: tuple[int, int]
+    dil: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, bottom, left, right
+
+    @classmethod
+    def of(cls, node: Node, g: Graph) -> Window:
+        x, w, y = g.inp(node, 0), g.inp(node, 1), g.out(node)
+        assert x is not None and w is not None
+        n, h, wd, c = x.shape
+        kc = w.shape[3] if node.op == "CONV_2D" else 1
+        stride, dil = attr(node, "stride"), node.attrs.get("dilation", (1, 1))
+        return cls(n, h, wd, c, y.shape[1], y.shape[2], y.shape[3], w.shape[1], w.shape[2], kc,
+                   (stride[0], stride[1]), (dil[0], dil[1]), tuple(attr(node, "pads")))  # fmt: skip
+
+    @property
+    def pixels(self) -> int:
+        return self.n * self.oh * self.ow
+
+    @property
+    def taps(self) -> int:
+        return self.kh * self.kw
+
+    def inside(self) -> tuple[int, int]:
+        """(kernel taps inside the input, kernel rows inside the input), summed over the
+        output pixels: what the kernels that skip the padding loop over."""
+        rows = _inside(self.h, self.oh, self.kh, self.stride[0], self.dil[0], self.pads[0])
+        cols = _inside(self.w, self.ow, self.kw, self.stride[1], self.dil[1], self.pads[2])
+        return self.n * sum(rows) * sum(cols), self.n * sum(rows) * self.ow
+
+
+def _inside(size: int, out: int, k: int, s: int, d: int, pad: int) -> list[int]:
+    """Per output position along one axis, the kernel taps that fall inside the input."""
+    return [sum(0 <= o * s - pad + i * d < size for i in range(k)) for o in range(out)]
+
+
+def conv_path(win: Window, mve: bool) -> str:
+    """The CMSIS-NN function arm_convolve_wrapper_s8 ends in (arm_convolve_1_x_n_s8 is
+    arm_convolve_s8 on cores without Helium)."""
+    if win.kc != win.c:
+        return "grouped"
+    if (win.kh, win.kw) == (1, 1) and not any(win.pads) and win.dil == (1, 1):
+        return "1x1fast" if win.stride == (1, 1) else "1x1"
+    one_row = win.h == 1 and win.kh == 1 and win.dil[1] == 1
+    if mve and one_row and (win.stride[1] * win.c) % 4 == 0:
+        return "1xn"
+    return "im2col"
+
+
 def cmsis_nn_path(node: Node, g: Graph, mve: bool) -> str:
-    """Which CMSIS-NN kernel TFLM's CONV_2D / DEPTHWISE_CONV_2D calls for the node (the
-    conditions of arm_convolve_wrapper_s8 / arm_depthwise_conv_wrapper_s8)."""
-    x, w = g.inp(node, 0), g.inp(node, 1)
-    assert x is not None and w is not None
-    pads, stride = tuple(attr(node, "pads")), tuple(attr(node, "stride"))
-    dil = tuple(node.attrs.get("dilation", (1, 1)))
-    k = (w.shape[1], w.shape[2])
+    """Which CMSIS-NN function TFLM's CONV_2D / DEPTHWISE_CONV_2D calls for the node: the
+    conditions of arm_convolve_wrapper_s8 and arm_depthwise_conv_wrapper_s8 and of the
+    functions they call. A depthwise layer with a multiplier of 4, 8, ... runs
+    arm_depthwise_conv_s8's four-outputs-at-a-time loop ("mult4"), other multipliers and
+    dilations its one-output loop ("generic"); with Helium a depthwise layer on one input
+    channel runs as a convolution ("to_conv")."""
+    win = Window.of(node, g)
     if node.op == "CONV_2D":
-        if w.shape[3] != x.shape[3]:
-            return "grouped"
-        if k == (1, 1) and not any(pads) and dil == (1, 1):
-            return "1x1fast" if stride == (1, 1) else "1x1"
-        if x.shape[1] == 1 and k[0] == 1 and dil[1] == 1 and (stride[1] * x.shape[3]) % 4 == 0:
-            return "1xn"
-        return "im2col"
-    if attr(node, "depth_multiplier") == 1 and dil == (1, 1) and x.shape[0] == 1:
-        if not mve and k == (3, 3) and max(pads) <= 1:
+        return conv_path(win, mve)
+    plain = win.dil == (1, 1) and win.n == 1
+    mult = win.oc // win.c
+    if mve and win.c == 1 and win.oc > 1:
+        return "to_conv"
+    if mult == 1 and plain:
+        if not mve and (win.kh, win.kw) == (3, 3) and max(win.pads) <= 1:
             return "3x3"
         return "opt"
-    return "generic"
+    return "mult4" if mult % 4 == 0 and plain else "generic"
+
+
+def window_features(win: Window, kind: str, mve: bool) -> dict[str, float]:
+    """Loop counts of the CMSIS-NN function ``kind`` names (see cmsis_nn_path)."""
+    p, t = win.pixels, win.taps
+    outputs = p * win.oc
+    if kind in ("im2col", "grouped"):
+        # arm_convolve_s8: per output pixel one memcpy / memset of the input channels per
+        # kernel tap, the column widened to int16; two columns at a time against two filters
+        # (4 values per step, the rest one at a time), an odd last filter against two
+        # columns; an odd last column alone
+        cols = t * win.kc
+        return {
+            "pixels": p,
+            "taps": p * t * (win.c // win.kc),
+            "im2col": p * t * win.c,
+            "macs": outputs * cols,
+            "rest": outputs * (cols % 4),
+            "odd": (win.oc % 2) * p * cols,
+            "tail": (p % 2) * win.oc * cols,
+            "outputs": outputs,
+        }
+    if kind in ("1x1fast", "1x1", "1xn"):
+        # arm_nn_mat_mult_nt_t_s8 (once per output row for a strided 1x1): per pair of
+        # filters their sums times the input offset, then two pixels at a time (16, then
+        # 4 values per step, the rest one at a time); an odd last filter one MAC at a time
+        calls = win.n * win.oh if kind == "1x1" else 1
+        cols = win.c * (win.taps if kind == "1xn" else 1)
+        return {"calls": calls if kind == "1x1" else 0, "weights": calls * win.oc * cols,
+                "pixels": p, "macs": outputs * cols, "rest": outputs * (cols % 4),
+                "odd": (win.oc % 2) * p * cols, "outputs": outputs}  # fmt: skip
+    taps, rows = win.inside()
+    if kind == "3x3":  # 4 channels at a time over the taps inside the input, then 1 by 1
+        c4 = win.c - win.c % 4
+        return {"pixels": p, "macs": taps * c4, "rest": taps * (win.c % 4), "outputs": outputs}
+    if kind == "opt":
+        # per output pixel a widened copy of the whole window (padding as zeros), then 4
+        # channels at a time, 2 taps per step; with Helium blocks of channels, 4 pixels at once
+        blocks = -(-win.c // MVE_CH_BLOCK) if mve else 1
+        return {"pixels": p, "taps": p * t * blocks, "macs": p * t * win.c,
+                "rest": 0 if mve else p * t * (win.c % 4), "outputs": outputs}  # fmt: skip
+    # mult4: 4 outputs of one input channel at a time; generic: one output at a time (a
+    # dilated window's bounds take two divisions per output); both skip the padding
+    f = {"pixels": p * win.c, "rows": rows * win.oc, "macs": taps * win.oc, "outputs": outputs}
+    if kind == "generic" and win.dil != (1, 1):
+        f["dilated"] = outputs
+    return f
+
+
+def conv_node_features(node: Node, g: Graph, mve: bool) -> dict[str, float]:
+    """The features of a CONV_2D / DEPTHWISE_CONV_2D node, keyed by the CMSIS-NN function
+    that runs it (a depthwise layer run as a convolution: by the convolution's, plus the
+    transposition of its filters)."""
+    win = Window.of(node, g)
+    kind = cmsis_nn_path(node, g, mve)
+    f = {f"{node.op}:nodes": 1.0}
+    prefix = f"{node.op}/{kind}"
+    if kind == "to_conv":
+        win = replace(win, kc=1)
+        kind = conv_path(win, mve)
+        prefix = f"CONV_2D/{kind}"
+        f["DEPTHWISE_CONV_2D/to_conv:weights"] = float(win.taps * win.oc)
+    f.update({f"{prefix}:{k}": float(v) for k, v in window_features(win, kind, mve).items() if v})
+    return f
 
 
 #: ops with any number of input or output tensors
@@ -95,29 +227,23 @@ VARIADIC = ("CONCATENATION", "PACK", "SPLIT", "SPLIT_V", "UNPACK")
 
 
 def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
-    """Per op kind (convolutions per CMSIS-NN kernel): nodes, MACs, output and input
-    elements, tensors of joins and splits, and for convolutions the im2col bytes, for pooling
-    the window taps."""
+    """Per op kind: nodes, MACs, output and input elements, tensors of joins and splits, for
+    pooling the window taps; convolutions per CMSIS-NN function, by its loops (see
+    window_features)."""
     op = node.op
+    if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return conv_node_features(node, g, mve)
     y = g.out(node)
     x = g.inp(node, 0)
-    kind = op
-    if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        kind = f"{op}/{cmsis_nn_path(node, g, mve)}"
-    f = {f"{op}:nodes": 1.0, f"{kind}:outputs": float(y.size)}
+    f = {f"{op}:nodes": 1.0, f"{op}:outputs": float(y.size)}
     if x is not None and not x.is_const and x.size != y.size:
-        f[f"{kind}:inputs"] = float(x.size)
+        f[f"{op}:inputs"] = float(x.size)
     if op in VARIADIC:  # TFLM's kernels loop over their tensors
         ins = [i for i in node.inputs if i and not g.tensors[i].is_const]
         f[f"{op}:tensors"] = float(len(ins) + len(node.outputs))
     macs = get_op(op).macs(node, g)
     if macs:
-        f[f"{kind}:macs"] = float(macs)
-    if op == "CONV_2D":
-        w = g.inp(node, 1)
-        assert w is not None
-        pixels = y.size // y.shape[-1]
-        f[f"{kind}:im2col"] = float(pixels * w.shape[1] * w.shape[2] * w.shape[3])
+        f[f"{op}:macs"] = float(macs)
     if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         k = attr(node, "filter")
         f[f"{op}:window"] = float(y.size * k[0] * k[1])
@@ -134,8 +260,16 @@ def weight_reads(node: Node, g: Graph) -> float:
     return float(consts)
 
 
+def tflm_graph(g: Graph) -> Graph:
+    """The graph TFLM runs: tinyc's TFLM lowering of ``g`` (a PAD in front of a window whose
+    pads are neither SAME nor VALID, recurrent layers in TFLM's form, TRANSPOSEs to the
+    file's I/O layout)."""
+    from tinyc.backends.tflm.lower import lower_for_tflite
+
+    return lower_for_tflite(g)
+
+
 def estimate_tflm(g: Graph, board: Board):
-    from tinyc.backends.cmsis.codegen import prepare_graph
     from tinyc.backends.tflm.project import prepare_model
     from tinyc.estimate.report import (
         Estimate,
@@ -149,7 +283,7 @@ def estimate_tflm(g: Graph, board: Board):
 
     key, cal, note = tflm_calibration(board)
     notes = [note] if note else []
-    gg = prepare_graph(g)
+    gg = tflm_graph(g)
     tm = prepare_model(g, board)  # as tinyc compile --backend tflm: on NPU boards, Vela's
     data, arena = tm.tflite, tm.arena
     npu = tm.vela

@@ -6,6 +6,9 @@ Accepted forms (arrays in the model's own layout, e.g. NCHW for ONNX/PyTorch mod
 - a folder of ``.npy`` files (single-input models), each one sample or a stack of samples;
 - the ``reference_io`` layout: a folder of case folders holding ``input_<i>.npy`` (or one
   such case folder).
+
+Calibration and held-out samples are drawn by a seeded shuffle (``split_samples``), never in
+file order: files are often sorted, and their first samples cover part of the range only.
 """
 
 from __future__ import annotations
@@ -126,7 +129,37 @@ def load_calibration(path: str | Path, graph: Graph, n: int | None = None) -> li
         raise TinycError(f"{p}: calibration data must be an .npz, .npy or a folder")
     if not samples:
         raise TinycError(f"{path} holds no calibration samples")
-    return samples if n is None else samples[:n]
+    return samples if n is None else shuffled(samples)[:n]
+
+
+SHUFFLE_SEED = 0
+"""Seed of the draw: the same file always gives the same calibration and held-out sets."""
+
+
+def shuffled(samples: list[Sample], seed: int = SHUFFLE_SEED) -> list[Sample]:
+    """``samples`` in a seeded random order: files are often sorted (by class, by time, by
+    value), and the first N of a sorted file cover only part of the inputs' range."""
+    order = np.random.default_rng(seed).permutation(len(samples))
+    return [samples[i] for i in order]
+
+
+def split_samples(
+    samples: list[Sample], n_cal: int | None, n_eval: int, default_cal: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Draw disjoint calibration and held-out sets from ``samples`` by a seeded shuffle.
+
+    ``n_cal`` given: that many for calibration (fewer if the data is short), up to
+    ``n_eval`` of the rest held out. ``n_cal`` None: ``default_cal`` for calibration, but a
+    short file still keeps a fifth of its samples (up to ``n_eval``) apart for evaluation.
+    """
+    data = shuffled(samples)
+    total = len(data)
+    if n_cal is None:
+        n_held = min(n_eval, max(total - default_cal, total // 5))
+        n_cal = min(default_cal, total - n_held)
+    n_cal = min(n_cal, total)
+    n_held = min(n_eval, total - n_cal)
+    return data[:n_cal], data[n_cal : n_cal + n_held]
 
 
 def synthetic_calibration(graph: Graph, n: int, seed: int = 0) -> list[Sample]:

@@ -29,6 +29,7 @@ from tinyc.passes.calibration import Sample, observe
 from tinyc.passes.fold_constants import fold_constants
 from tinyc.passes.fuse_activations import fuse_activations
 from tinyc.passes.observers import OBSERVERS, Histogram, ObserverChoice, observe_range, quant_range
+from tinyc.quality import judge
 from tinyc.quant_report import QuantReport, evaluate
 
 OBSERVER_CHOICES = ("auto", *OBSERVERS)
@@ -46,6 +47,12 @@ class QuantOptions:
     ``overrides``: tensor-name glob -> observer, applied after ``observer``.
     ``io_dtype``: "int8" (graph inputs and outputs are int8, like the converter's int8 models)
     or "float32" (QUANTIZE/DEQUANTIZE at the boundary).
+    ``equalize``: cross-layer equalization of conv/depthwise/FC pairs through ReLU before
+    calibration (tinyc.passes.equalize). ``bias_correction``: move each layer's float bias by
+    its mean int8 error on the calibration data (tinyc.passes.bias_correction). ``adaround``:
+    choose each weight's rounding on the calibration data (tinyc.passes.adaround;
+    ``adaround_iterations`` optimiser steps per layer). All three only change float weights
+    and biases before ``build_int8``: the int8 graph follows the same TFLite scheme.
     """
 
     observer: str = "auto"
@@ -53,6 +60,10 @@ class QuantOptions:
     percentile: float = 99.99
     io_dtype: str = "int8"
     per_channel: bool = True
+    equalize: bool = False
+    bias_correction: bool = False
+    adaround: bool = False
+    adaround_iterations: int = 1000
 
     def validate(self) -> None:
         for obs in [self.observer, *self.overrides.values()]:
@@ -62,6 +73,8 @@ class QuantOptions:
                 )
         if self.io_dtype not in ("int8", "float32"):
             raise TinycError(f"io dtype must be int8 or float32, not {self.io_dtype!r}")
+        if self.adaround_iterations < 1:
+            raise TinycError("AdaRound needs at least one iteration")
 
 
 def affine_params(lo: float, hi: float) -> QuantParams:
@@ -502,6 +515,35 @@ def build_int8(
     return q
 
 
+def edit_weights(
+    g: Graph, samples: list[Sample], params: dict[str, QuantParams], opts: QuantOptions
+) -> Graph:
+    """``g`` with the float weights and biases that round best to int8 (AdaRound, bias
+    correction, as ``opts`` asks), measured against ``g``'s own layer inputs on the
+    calibration samples; ``g`` itself when nothing is asked."""
+    if not (opts.adaround or opts.bias_correction):
+        return g
+    from tinyc.passes._layers import layer_inputs, weight_layers
+
+    edited = g.copy()
+    inputs = layer_inputs(g, samples, weight_layers(g))
+    if opts.adaround:
+        from tinyc.passes.adaround import AdaRoundOptions, adaround
+
+        adaround(
+            edited,
+            inputs,
+            params,
+            opts.per_channel,
+            AdaRoundOptions(iterations=opts.adaround_iterations),
+        )
+    if opts.bias_correction:
+        from tinyc.passes.bias_correction import correct_biases
+
+        correct_biases(edited, inputs, params, opts.per_channel)
+    return edited
+
+
 def quantize(
     graph: Graph,
     calibration_samples: list[Sample],
@@ -519,20 +561,27 @@ def quantize(
     if not calibration_samples:
         raise TinycError("quantization needs at least one calibration sample")
     g = prepare(graph)
+    if opts.equalize:
+        from tinyc.passes.equalize import equalize
+
+        equalize(g)  # the float function stays the same: g is still the reference
     hists = observe(g, calibration_samples, progress)
     plan = _plan(g)
     params, choices = _choose_ranges(g, hists, plan, opts)
-    q = build_int8(g, params, plan, opts, hists)
+    q = build_int8(edit_weights(g, calibration_samples, params, opts), params, plan, opts, hists)
     held_out = eval_samples is not None and len(eval_samples) > 0
-    report = evaluate(g, q, eval_samples if held_out else calibration_samples, choices)
+    fixed = {n for n in hists if plan.groups.find(n) in plan.groups.fixed}
+    report = evaluate(g, q, eval_samples if held_out else calibration_samples, choices, fixed)
     report.calibration_samples = len(calibration_samples)
     report.eval_source = "held-out samples" if held_out else "calibration samples"
     report.requantizations = len(plan.requant_edges)
+    report.quality = judge(report, q)
     return q, report
 
 
 DEFAULT_CALIBRATION_SAMPLES = 100
 DEFAULT_EVAL_SAMPLES = 64
+"""Held-out samples (``--eval-samples``) the report and the quality gate are measured on."""
 SYNTHETIC_WARNING = (
     "SYNTHETIC CALIBRATION: the int8 ranges come from random N(0,1) inputs, not from real "
     "data; the agreement figures below say nothing about accuracy on real inputs"
@@ -546,23 +595,32 @@ def quantize_with_data(
     synthetic: bool = False,
     options: QuantOptions | None = None,
     show_progress: bool = True,
-    eval_samples: int = DEFAULT_EVAL_SAMPLES,
+    eval_samples: int | None = None,
+    min_sqnr: float | None = None,
 ) -> tuple[Graph, QuantReport]:
-    """What ``tinyc compile`` does with a float model: read ``samples`` calibration samples
-    (default 100) from ``calibration``, keep up to ``eval_samples`` further ones apart for
-    the report, quantize. No data: refuse, unless ``synthetic`` (then the report warns).
-    A progress bar goes to stderr while calibrating."""
-    from tinyc.passes.calibration import load_calibration, synthetic_calibration
+    """What ``tinyc compile`` does with a float model: draw ``samples`` calibration samples
+    (default 100) from ``calibration`` by a seeded shuffle (never in file order), keep up to
+    ``eval_samples`` (default 64) of the others apart for the report and the quality gate
+    (tinyc.quality), quantize. ``min_sqnr``: an output SQNR below it is an error. No data:
+    refuse, unless ``synthetic`` (then the report warns). A progress bar goes to stderr while
+    calibrating."""
+    from tinyc.passes.calibration import load_calibration, split_samples, synthetic_calibration
 
     n = samples if samples is not None else DEFAULT_CALIBRATION_SAMPLES
     if n <= 0:
         raise TinycError("--calibration-samples must be at least 1")
+    n_eval = DEFAULT_EVAL_SAMPLES if eval_samples is None else eval_samples
+    if n_eval < 0:
+        raise TinycError("--eval-samples must be 0 or more")
     warnings: list[str] = []
     if calibration:
-        data = load_calibration(calibration, graph, n + eval_samples)
+        cal, held_out = split_samples(
+            load_calibration(calibration, graph), samples, n_eval, DEFAULT_CALIBRATION_SAMPLES
+        )
     elif synthetic:
         n = samples if samples is not None else 32
-        data = synthetic_calibration(graph, n + min(eval_samples, 16))
+        data = synthetic_calibration(graph, n + min(n_eval, 16))
+        cal, held_out = data[:n], data[n:]
         warnings.append(SYNTHETIC_WARNING)
     else:
         raise TinycError(
@@ -570,7 +628,6 @@ def quantize_with_data(
             "per input, a folder of .npy, or reference_io case folders) to quantize it to "
             "int8, or --synthetic-calibration to try the flow with random data"
         )
-    cal, held_out = data[:n], data[n:]
     if calibration and len(cal) < n and samples is not None:
         warnings.append(f"{calibration} holds {len(cal)} samples, fewer than the {n} asked for")
     if not held_out:
@@ -587,4 +644,8 @@ def quantize_with_data(
     else:
         q, report = quantize(graph, cal, options, held_out)
     report.warnings = warnings + report.warnings
+    report.quality = judge(report, q, min_sqnr, synthetic=not calibration)
+    if report.quality.errors:
+        assert min_sqnr is not None
+        raise TinycError(report.quality.error_text(min_sqnr))
     return q, report

@@ -255,6 +255,7 @@ def render_build(board: Board, name: str, num_expected: int, ethos_u: bool) -> d
         "cmake_name": f"tinyc_{_ident(name)}",
         "qemu_args": " ".join(qemu_args(board.twin().qemu_machine)),
         "num_expected": num_expected,
+        "single_image": board.layout["rodata"] == board.layout["code"],
         "ethos_u": ethos_u,
         "npu_name": board.npu.name if board.npu else "",
         "deps": {"tflm": {"commit": TFLM_COMMIT}, "cmsis_nn_commit": CMSIS_NN_COMMIT},
@@ -316,6 +317,7 @@ def compile_tflm_project(
             ext_out,
             arena_bytes=tm.max_arena,
             stack_bytes=getattr(opts, "stack_bytes", 8192),
+            backend="tflm",
         )
         build_files = render_build(board, g.name, len(ext_out), tm.vela is not None)
         for rel, text in {**model_files, **build_files}.items():
@@ -330,7 +332,7 @@ def compile_tflm_project(
             binaries.append("model/model_vela.tflite")
         saved = [p.name for p in save_project_graph(g, tmp)]
         manifest = {
-            **manifest_base(g, board, "tflm", "cmsis-nn"),
+            **manifest_base(g, board, "tflm", "cmsis-nn", qreport),
             "tflm": {"commit": TFLM_COMMIT, "cmsis_nn": CMSIS_NN_COMMIT},
             "arena_bytes": tm.arena.arena_bytes,
             "arena": tm.arena.to_json(),

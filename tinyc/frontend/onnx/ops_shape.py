@@ -1,9 +1,10 @@
 """Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Concat, Split, Pad and pass-through ops.
 
-Reshape and Flatten see ONNX's element order, so their input is first brought to the ONNX
-layout (free when only size-1 axes move) unless the reshape only merges or splits axes the
-layout already holds whole and in order. Transpose only relabels the layout; Squeeze and
-Unsqueeze only add or drop size-1 axes. Neither moves data.
+Reshape and Flatten see ONNX's element order: when the layout holds every group of merged or
+split axes whole and in order they reshape in place, otherwise one transpose brings the
+groups whole and in order, keeping their current order (``tinyc.frontend.reshape_layout``).
+Transpose only relabels the layout; Squeeze and Unsqueeze only add or drop size-1 axes.
+Neither moves data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tinyc.frontend.onnx import layout as L
 from tinyc.frontend.onnx.builder import Builder
 from tinyc.frontend.onnx.reader import DTYPES
 from tinyc.frontend.onnx.registry import inputs, onnx_op
+from tinyc.frontend.reshape_layout import reshape_layout
 
 
 def _ints(b: Builder, node: onnx.NodeProto, attr: str, pos: int, since: int) -> list[int] | None:
@@ -33,62 +35,17 @@ def _reshape_to(b: Builder, node: onnx.NodeProto, shape: tuple[int, ...]) -> Non
     t = b.ir_tensor(x)
     v = b.value(x)
     perm = L.identity(len(shape))
-    src = v.ir
+    src = None
     if L.moves_data(t.shape, L.between(v.perm, L.identity(len(v.perm)))):
-        kept = _reshape_in_layout(b.shape(x), v.perm, shape)
-        if kept is None:
-            src = b.as_layout(x, L.identity(b.rank(x)))
-        else:
-            perm = kept
-    else:
+        plan = reshape_layout(b.shape(x), v.perm, shape)
+        if plan is not None:
+            before, perm = plan
+            src = b.as_layout(x, before)
+    if src is None:
         src = b.as_layout(x, L.identity(b.rank(x)))
     ir_shape = L.permute(shape, perm)
     out = b.emit("RESHAPE", [src], {"shape": ir_shape}, node.output[0], t.dtype, quant=t.quant)
     b.bind(node.output[0], out, perm)
-
-
-def _axis_groups(src, dst) -> list[tuple[list[int], list[int]]] | None:
-    """The axes (size > 1) of a reshape from ``src`` to ``dst`` in groups that merge or
-    split into each other: (source axes, target axes) with equal products."""
-    ins = [a for a, d in enumerate(src) if d != 1]
-    outs = [a for a, d in enumerate(dst) if d != 1]
-    groups, i, j = [], 0, 0
-    while i < len(ins) and j < len(outs):
-        gi, gj = [ins[i]], [outs[j]]
-        pi, pj = src[ins[i]], dst[outs[j]]
-        i, j = i + 1, j + 1
-        while pi != pj:
-            if pi < pj and i < len(ins):
-                gi.append(ins[i])
-                pi, i = pi * src[ins[i]], i + 1
-            elif pj < pi and j < len(outs):
-                gj.append(outs[j])
-                pj, j = pj * dst[outs[j]], j + 1
-            else:
-                return None
-        groups.append((gi, gj))
-    return groups if i == len(ins) and j == len(outs) else None
-
-
-def _reshape_in_layout(src, perm: L.Perm, dst) -> L.Perm | None:
-    """A layout for the reshape's output that needs no transpose of the input: when the
-    IR tensor holds every group of merged / split axes whole and in ONNX order (e.g.
-    [B, T, D, H] held for ONNX [T, B, D, H] reshaped to [T, B, D*H]), the groups can be
-    reshaped where they are. None when the input must be brought to ONNX order first."""
-    groups = _axis_groups(src, dst)
-    if groups is None:
-        return None
-    order = [a for a in perm if src[a] != 1]
-    starts = {g[0][0]: g for g in groups}
-    out: list[int] = []
-    k = 0
-    while k < len(order):
-        g = starts.get(order[k])
-        if g is None or order[k : k + len(g[0])] != g[0]:
-            return None
-        out += g[1]
-        k += len(g[0])
-    return tuple(out) + tuple(a for a, d in enumerate(dst) if d == 1)
 
 
 @onnx_op("Reshape")

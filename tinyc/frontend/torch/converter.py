@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.frontend.reshape_layout import reshape_layout
 from tinyc.frontend.torch import (  # noqa: F401 (register)
     ops_activation,
     ops_math,
@@ -51,6 +52,7 @@ class Converter:
         self.fx_users: dict[str, int] = {}  # IR tensor -> readers of its fx node
         self.producer: dict[str, Node] = {}
         self.layout_cache: dict[tuple[str, tuple[int, ...]], Act] = {}
+        self.view_cache: dict[tuple[Any, ...], Act] = {}
 
     # -- building blocks ------------------------------------------------------------------
     def emit(self, kind: str, inputs: list[str], base: str, attrs: dict | None = None) -> str:
@@ -111,20 +113,38 @@ class Converter:
             self.layout_cache[key] = Act(out, perm, a.shape)
         return self.layout_cache[key]
 
-    def materialize(self, v: Value) -> Act:
+    def materialize(self, v: Value, prefer: tuple[int, ...] | None = None) -> Act:
+        """``v`` as an IR tensor. A pending reshape happens in the source's layout when that
+        holds the merged / split dims whole and in order, otherwise after one transpose that
+        keeps the layout as close as it can (or reaches ``prefer``: see ``reshape_layout``)."""
         if isinstance(v, Act):
             return v
-        if isinstance(v, View):
-            src = self.to_perm(v.src, tuple(range(len(v.src.shape))))
-            out = self.emit("RESHAPE", [src.name], f"{src.name}_view", {"shape": v.shape})
-            return Act(out, tuple(range(len(v.shape))), v.shape)
-        raise UnsupportedError(f"expected a tensor computed from the model input, got {v!r}")
+        if not isinstance(v, View):
+            raise UnsupportedError(f"expected a tensor computed from the model input, got {v!r}")
+        src = v.src
+        plan = reshape_layout(src.shape, src.perm, v.shape, prefer)
+        if plan is None:  # not a reshape (torch.export checked it): PyTorch's own order
+            plan = (tuple(range(len(src.shape))), tuple(range(len(v.shape))))
+        before, perm = plan
+        key = (src.name, src.perm, v.shape, perm)
+        if key not in self.view_cache:
+            a = self.to_perm(src, before)
+            target = tuple(v.shape[p] for p in perm)
+            out = a.name
+            if target != self.g.tensors[a.name].shape:
+                out = self.emit("RESHAPE", [a.name], f"{src.name}_view", {"shape": target})
+            self.view_cache[key] = Act(out, perm, v.shape)
+        return self.view_cache[key]
+
+    def layout(self, v: Value, perm: tuple[int, ...]) -> Act:
+        """``v`` held as ``v.permute(perm)``."""
+        return self.to_perm(self.materialize(v, perm), perm)
 
     def nhwc(self, v: Value, what: str) -> Act:
-        a = self.materialize(v)
+        a = v if isinstance(v, Act | View) else self.materialize(v)  # (raises for constants)
         if len(a.shape) != 4:
             raise UnsupportedError(f"{what} needs a 4-D NCHW input, got shape {list(a.shape)}")
-        return self.to_perm(a, NHWC)
+        return self.layout(a, NHWC)
 
     def with_rank(self, a: Act, rank: int) -> Act:
         """``a`` with leading unit dims added (PyTorch broadcasting) up to ``rank``."""
@@ -227,8 +247,7 @@ class Converter:
         for arg in node.all_input_nodes:
             v = self.env.get(arg.name)
             if isinstance(v, Act | View):
-                a = self.materialize(v)
-                ins.append(self.to_perm(a, tuple(range(len(a.shape)))).name)
+                ins.append(self.layout(v, tuple(range(len(v.shape)))).name)
         name = self.g.unique_name(node.name)
         acts = []
         for i, sh in enumerate(shapes):
@@ -322,7 +341,7 @@ class Converter:
             v = self._resolve(o)
             if not isinstance(v, Act | View):
                 raise UnsupportedError(f"model output {i} does not depend on the input")
-            a = self.materialize(v)
+            a = self.materialize(v, tuple(range(len(v.shape))))
             if a.name in self.g.inputs or a.name in self.g.outputs:
                 shape = self.g.tensors[a.name].shape
                 a = Act(

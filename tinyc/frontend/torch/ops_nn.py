@@ -46,7 +46,7 @@ def _conv(c: Converter, node: Any, a: dict[str, Value]) -> Value:
         s1, d1 = pair(stride)[0], pair(dilation)[0]
         stride, dilation = (1, s1), (1, d1)
         padding = padding if isinstance(padding, str) else (0, pair(padding)[0])
-        src = c.to_perm(c.materialize(x), (0, 2, 1))
+        src = c.layout(x, (0, 2, 1))
         n, length, ch = c.g.tensors[src.name].shape
         xin = c.emit("RESHAPE", [src.name], f"{src.name}_4d", {"shape": (n, 1, length, ch)})
     else:
@@ -85,8 +85,7 @@ def _conv_result(c: Converter, out: str, base: str, one_d: bool) -> Act:
 
 
 def _fc(c: Converter, node: Any, x: Value, w: np.ndarray, b: np.ndarray | None) -> Act:
-    src = c.materialize(x)
-    src = c.to_perm(src, tuple(range(len(src.shape))))
+    src = c.layout(x, tuple(range(len(x.shape))))
     bias = b if b is not None else np.zeros(w.shape[0], np.float32)
     wt = c.const(np.ascontiguousarray(w), f"{node.name}_weight")
     bt = c.const(np.asarray(bias, np.float32), f"{node.name}_bias")
@@ -141,7 +140,7 @@ def _bmm_operand(c: Converter, node: Any, v: Value, pos: int) -> tuple[str, bool
         if rank == 1:
             arr = arr[None, :] if pos == 0 else arr[:, None]
         return c.const(np.ascontiguousarray(arr), f"{node.name}_operand{pos}"), False, rank
-    x = c.materialize(v)
+    x = c.materialize(v, tuple(range(len(v.shape))))
     rank = len(x.shape)
     if rank == 1:
         x = c.to_perm(x, (0,))

@@ -160,8 +160,7 @@ def _state_inputs(c: Converter, v: Value, count: int, base: str) -> list[str]:
             "" if not data[k].any() else c.const(np.ascontiguousarray(data[k]), f"{base}_{k}")
             for k in range(count)
         ]
-    a = c.materialize(v)
-    a = c.to_perm(a, tuple(range(len(a.shape))))
+    a = c.layout(v, tuple(range(len(v.shape))))
     if count == 1:
         return [a.name]
     return c.emit_multi("UNPACK", [a.name], base, [True] * count, {"axis": 0})
@@ -193,7 +192,7 @@ def _sequence_input(c: Converter, v: Value) -> Act:
     """The input sequence stored [T, B, I] or [B, T, I], whichever needs no data movement."""
     if not is_tensor(v):
         raise UnsupportedError("the input sequence must be computed from the model input")
-    x = c.materialize(v)
+    x = c.materialize(v, (0, 1, 2) if len(v.shape) == 3 else None)
     if len(x.shape) != 3:
         raise UnsupportedError(f"the input sequence must be 3-D, not {list(x.shape)}")
     if x.perm not in ((0, 1, 2), (1, 0, 2)):
@@ -253,10 +252,10 @@ def _recurrent_cell(c: Converter, node: Any, a: dict[str, Value]) -> Value:
     cell = _CELLS[target_name(node).removesuffix("_cell")]
     if not is_tensor(a["input"]):
         raise UnsupportedError("the cell input must be computed from the model input")
-    x = c.materialize(a["input"])
+    x = a["input"]
     if len(x.shape) != 2:
         raise UnsupportedError(f"the cell input must be [batch, features], not {list(x.shape)}")
-    x = c.to_perm(x, (0, 1))
+    x = c.layout(x, (0, 1))
     batch, features = x.shape
     steps = c.emit("RESHAPE", [x.name], f"{node.name}_steps", {"shape": (batch, 1, features)})
     w = _weights(cell, a["w_ih"], a["w_hh"], a.get("b_ih"), a.get("b_hh"))

@@ -22,9 +22,13 @@ def _getitem(c: Converter, node: Any, a: dict[str, Value]) -> Value:
 
 @handles(
     "dropout",
+    "dropout_",
     "feature_dropout",
+    "feature_dropout_",
     "alpha_dropout",
+    "alpha_dropout_",
     "feature_alpha_dropout",
+    "feature_alpha_dropout_",
     "clone",
     "contiguous",
     "alias",

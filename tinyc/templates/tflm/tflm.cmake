@@ -16,6 +16,24 @@ include(FetchContent)
 
 set(TINYC_TFLM_COMMIT {{ deps.tflm.commit }})
 
+# Offline, a fetch would retry for about 90 s before failing: one short request to the
+# server first, and a one-line error naming the variable that points at a local copy.
+function(tinyc_check_reachable var name url)
+  string(REGEX MATCH "^https?://[^/]+" _host "${url}")
+  if(NOT _host)
+    return()
+  endif()
+  file(DOWNLOAD "${_host}/robots.txt" "${CMAKE_BINARY_DIR}/tinyc-reachable.txt"
+       TIMEOUT 10 STATUS _status)
+  list(GET _status 0 _code)
+  # curl: 5/6 cannot resolve, 7 cannot connect, 28 timeout, 35 TLS handshake, 56 receive
+  if(_code MATCHES "^(5|6|7|28|35|56)$")
+    list(GET _status 1 _why)
+    message(FATAL_ERROR "tinyc: cannot fetch ${name}: ${_host} is not reachable (${_why}); "
+                        "set ${var} to a local copy (see the tinyc README, TFLM and CMSIS-NN)")
+  endif()
+endfunction()
+
 function(tinyc_tflm_dep var name url md5 downloads_subdir)
   if(NOT ${var} AND DEFINED ENV{${var}})
     set(${var} "$ENV{${var}}")
@@ -25,7 +43,9 @@ function(tinyc_tflm_dep var name url md5 downloads_subdir)
   elseif(downloads_subdir AND EXISTS "${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads/${downloads_subdir}")
     set(_dir "${TFLM_DIR}/tensorflow/lite/micro/tools/make/downloads/${downloads_subdir}")
   else()
-    message(STATUS "tinyc: fetching ${name} from ${url}")
+    tinyc_check_reachable(${var} ${name} "${url}")
+    message(STATUS "tinyc: fetching ${name} from ${url} (set ${var} to use a local copy)")
+    set(FETCHCONTENT_QUIET OFF)  # show the download's progress
     if(md5)
       FetchContent_Declare(${name} URL ${url} URL_HASH MD5=${md5}
                            SOURCE_SUBDIR tinyc-no-cmake DOWNLOAD_EXTRACT_TIMESTAMP TRUE)

@@ -1,0 +1,105 @@
+"""``tinyc estimate --backend tflm``: which CMSIS-NN function each convolution runs, the loop
+counts it is costed by, and that the calibration file covers every such function (fast, no
+TFLM needed)."""
+
+from __future__ import annotations
+
+import graphs as G
+import pytest
+
+from tinyc.boards import load_board
+from tinyc.estimate import estimate_model
+from tinyc.estimate.tflm import (
+    Window,
+    cmsis_nn_path,
+    load_tflm_data,
+    node_features,
+    tflm_graph,
+)
+
+SAME3 = (1, 1, 1, 1)
+
+
+def _dw(h, w, c, mult, k, s=(1, 1), d=(1, 1), pads=(0, 0, 0, 0)):
+    return G.conv(1, h, w, c, 0, k, s, d, pads, "RELU", "DEPTHWISE_CONV_2D", mult)
+
+
+def _conv(h, w, c, oc, k, s=(1, 1), d=(1, 1), pads=(0, 0, 0, 0)):
+    return G.conv(1, h, w, c, oc, k, s, d, pads, "RELU")
+
+
+#: (graph, path without Helium, path with Helium)
+CASES = [
+    (_dw(32, 32, 1, 8, (3, 3), pads=SAME3), "mult4", "to_conv"),
+    (_dw(16, 16, 8, 4, (3, 3), pads=SAME3), "mult4", "mult4"),
+    (_dw(15, 15, 3, 2, (3, 3), (2, 2), pads=(0, 1, 0, 1)), "generic", "generic"),
+    (_dw(40, 5, 16, 1, (9, 1), d=(2, 1), pads=(8, 8, 0, 0)), "generic", "generic"),
+    (_dw(9, 31, 12, 1, (1, 7), pads=(0, 0, 3, 3)), "opt", "opt"),
+    (_dw(17, 13, 7, 1, (3, 3), (2, 2), pads=SAME3), "3x3", "opt"),
+    (_conv(1, 64, 8, 16, (1, 9), pads=(0, 0, 4, 4)), "im2col", "1xn"),
+    (_conv(63, 1, 6, 12, (7, 1), (2, 1), pads=(3, 3, 0, 0)), "im2col", "im2col"),
+    (_conv(8, 8, 16, 32, (1, 1)), "1x1fast", "1x1fast"),
+    (_conv(8, 8, 16, 32, (1, 1), (2, 2)), "1x1", "1x1"),
+]
+
+
+@pytest.mark.parametrize("g,dsp,mve", CASES, ids=[c[0].name + c[1] for c in CASES])
+def test_cmsis_nn_path_follows_the_wrappers(g, dsp, mve):
+    node = g.nodes[0]
+    assert cmsis_nn_path(node, g, mve=False) == dsp
+    assert cmsis_nn_path(node, g, mve=True) == mve
+
+
+def test_inside_counts_the_taps_within_the_input():
+    g = _dw(7, 5, 2, 4, (3, 3), (2, 2), (1, 1), (1, 1, 2, 2))
+    win = Window.of(g.nodes[0], g)
+    taps = rows = 0
+    for oy in range(win.oh):
+        r = [oy * 2 - 1 + i for i in range(3) if 0 <= oy * 2 - 1 + i < 7]
+        rows += len(r) * win.ow
+        for ox in range(win.ow):
+            taps += len(r) * sum(0 <= ox * 2 - 2 + j < 5 for j in range(3))
+    assert win.inside() == (taps, rows)
+
+
+def test_features_follow_the_function():
+    g = _dw(32, 32, 1, 8, (3, 3), pads=SAME3)
+    f = node_features(g.nodes[0], g, mve=False)
+    # 32x32 pixels x 8 outputs; the taps inside a 32x32 input: 30 rows and columns of 3 + 2
+    # edges of 2 per axis
+    assert f["DEPTHWISE_CONV_2D/mult4:outputs"] == 32 * 32 * 8
+    assert f["DEPTHWISE_CONV_2D/mult4:macs"] == (30 * 3 + 2 * 2) ** 2 * 8
+    f = node_features(g.nodes[0], g, mve=True)  # filters transposed, then a convolution
+    assert f["DEPTHWISE_CONV_2D/to_conv:weights"] == 9 * 8
+    assert f["CONV_2D/im2col:macs"] == 32 * 32 * 8 * 9
+    c = _conv(1, 64, 8, 16, (1, 9), pads=(0, 0, 4, 4))
+    f = node_features(c.nodes[0], c, mve=False)
+    assert f["CONV_2D/im2col:taps"] == 64 * 9 and f["CONV_2D/im2col:im2col"] == 64 * 9 * 8
+
+
+#: what each kind of core can run (no MVE: the DSP paths)
+PATHS = {
+    False: {"CONV_2D": ("im2col", "1x1fast", "1x1"),
+            "DEPTHWISE_CONV_2D": ("3x3", "opt", "mult4", "generic")},
+    True: {"CONV_2D": ("im2col", "1x1fast", "1x1"),
+           "DEPTHWISE_CONV_2D": ("opt", "mult4", "generic", "to_conv")},
+}  # fmt: skip
+
+
+def test_calibration_costs_every_cmsis_nn_path():
+    """A path without coefficients would cost nothing but the node (a 1xN convolution once
+    came out 97 % short that way)."""
+    for core, cal in load_tflm_data()["cores"].items():
+        coef = cal["instructions"]
+        for op, kinds in PATHS["+mve" in core].items():
+            for kind in kinds:
+                assert any(k.startswith(f"{op}/{kind}:") for k in coef), (core, op, kind)
+
+
+def test_estimate_costs_the_graph_tflm_runs():
+    """Pads that are neither SAME nor VALID: TFLM runs a PAD, then a VALID window."""
+    g = _dw(64, 3, 1, 8, (5, 3), pads=(2, 2, 0, 0))
+    assert [n.op for n in tflm_graph(g).nodes] == ["PAD", "DEPTHWISE_CONV_2D"]
+    est = estimate_model(g, load_board("nucleo-f746"), "tflm")
+    assert [x.op for x in est.layers] == ["PAD", "DEPTHWISE_CONV_2D"]
+    assert all(x.instructions > 0 for x in est.layers)
