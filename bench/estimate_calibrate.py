@@ -39,6 +39,7 @@ import argparse
 import copy
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -593,6 +594,85 @@ FAMILIES = [
 #: their two kernels (a row producer per output row of the convolution)
 CHECKS = [Family("conv_dw", gen_conv_dw, 24, 6), Family("conv_chain", gen_conv_chain, 18, 6)]
 
+# ---- sparse kernels (tinyc_sparse.h, tinyc/backends/cmsis/emit/sparse.py) -------------------
+# Layers whose weights hold random unstructured zeros (30-97 %), measured with the sparse
+# kernels forced (TINYC_SPARSE=on: only layers with at least a quarter of zeros, so the dense
+# families' random weights keep their dense kernels). Refit with
+#     python bench/estimate_calibrate.py --families sparse_fc,sparse_conv --merge --no-boards
+
+
+def _sparsify(g: Graph, rng) -> Graph:
+    """Zero a random 30-97 % of the weights (unstructured), renamed so its layer is its own."""
+    w = g.tensors["w"]
+    keep = rng.random(w.data.shape) >= float(rng.uniform(0.3, 0.97))
+    w.data = np.where(keep, w.data, 0).astype(w.data.dtype)
+    return g
+
+
+def gen_sparse_fc(rng, seed: int) -> Graph:
+    return _sparsify(gen_fc(rng, seed) if rng.random() < 0.7 else gen_fc_small(rng, seed), rng)
+
+
+def gen_sparse_conv(rng, seed: int) -> Graph:
+    while True:
+        g = gen_conv(rng, seed)
+        if g.tensors["x"].shape[3] == g.tensors["w"].shape[3]:  # one group
+            return _sparsify(g, rng)
+
+
+os.environ.setdefault("TINYC_SPARSE", "on")
+SPARSE_FAMILIES = [
+    Family("sparse_fc", gen_sparse_fc, 60, 12),
+    Family("sparse_conv", gen_sparse_conv, 48, 8),
+]
+FAMILIES += SPARSE_FAMILIES
+# ---- end of the sparse kernels' block ------------------------------------------------------
+
+# ---- Kronecker kernel (kron_s8.c, tinyc/backends/cmsis/emit/kronecker.py) -------------------
+# KRONECKER_FC layers of random factor shapes (R = 1..3, rows 1..8), as --kronecker and
+# tinyc.torch.KroneckerLinear make them; kron_check: held-out shapes the fit does not see.
+# Refit with
+#     python bench/estimate_calibrate.py --families kron,kron_check --merge --no-boards
+
+
+def gen_kron(rng, seed: int) -> Graph:
+    """An int8 KRONECKER_FC: random int8 factors A [R, p, q], B [R, s, t], the intermediate
+    scale a random multiple of its floor, the output scale from the accumulator's spread."""
+    from tinyc.ir.ops import get_op
+    from tinyc.ir.ops.kronecker import inner_max_for
+
+    dims = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 13, 16, 20, 24, 25, 32, 40, 48, 64]
+    while True:
+        rank = int(rng.integers(1, 4))
+        pool = dims[:8] if rng.random() < 0.3 else dims  # tiny layers: the fixed costs
+        p, q, s, t = (int(rng.choice(pool)) for _ in range(4))
+        rows = 1 if rng.random() < 0.7 else int(rng.integers(2, 9))
+        if rows * rank * (q * t * s + p * q * s) <= 250_000 and 2 * rank * q * s <= 16_384:
+            break
+    b = G.Builder(f"kron_{seed}", seed)
+    x = b.act("x", (rows, q * t))
+    a = b.weights("a", (rank, p, q), 0)
+    w = b.weights("b", (rank, s, t), 0)
+    ins = [x, a, w] + ([b.bias("bias", p * s)] if rng.random() < 0.8 else [])
+    y = b.act("y", (rows, p * s))
+    sx = float(b.g.tensors[x].quant.s)
+    floor = float((sx * b.g.tensors[a].quant.scale * b.g.tensors[w].quant.scale).max())
+    inner = float(np.float32(floor * rng.uniform(1.0, 300.0)))
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    b.node("KRONECKER_FC", ins, [y], activation=act, inner_scale=inner,
+           inner_max=inner_max_for(rank, q))  # fmt: skip
+    g = b.finish([x], [y])
+    op = get_op("KRONECKER_FC")
+    z = op.inner_int8(g.nodes[0], g, random_inputs(g, 1)[0], g.tensors[w].data)
+    acc = np.einsum("rij,nrjk->nik", g.tensors[a].data.astype(np.int64), z)
+    g.tensors[y].quant.scale[:] = np.float32(max(4 * float(acc.std()), 1.0) * inner / 127)
+    return g
+
+
+FAMILIES.append(Family("kron", gen_kron, 48, 8))
+CHECKS.append(Family("kron_check", gen_kron, 12, 6))
+# ---- end of the Kronecker kernel's block ---------------------------------------------------
+
 
 def _plain(v: Any) -> Any:
     """numpy scalars in attributes -> Python values (graphs are saved as JSON)."""
@@ -1111,9 +1191,10 @@ def tflm_env() -> dict[str, str] | None:
     return None if third is None else {"TFLM_DIR": tflm, **third}
 
 
-def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache: Path, log
-                 ) -> dict[str, Any]:  # fmt: skip
-    """Build ``g`` with the TFLM backend for ``board``'s twin, run it; sizes and counts."""
+def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache: Path, log,
+                 cached_only: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Build ``g`` with the TFLM backend for ``board``'s twin, run it; sizes and counts.
+    ``cached_only``: only what an earlier run measured (TinycError otherwise)."""
     from tinyc.backends.tflm.writer import write_tflite
 
     tflite = write_tflite(g)
@@ -1121,6 +1202,8 @@ def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache:
     cached = cache / f"tflm-{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    if cached_only:
+        raise NotMeasured(g.name)
     proj = work / "tflm-project"
     if proj.exists():
         shutil.rmtree(proj)
@@ -1137,6 +1220,10 @@ def tflm_measure(g: Graph, board: Board, env: dict[str, str], work: Path, cache:
            "stack_used": res.stack_bytes}  # fmt: skip
     cached.write_text(json.dumps(rec))
     return rec
+
+
+class NotMeasured(TinycError):
+    """--cached-only: a layer no earlier run measured."""
 
 
 def _tflm_batches(fam: Family) -> Iterator[Graph]:
@@ -1160,11 +1247,13 @@ def _feature_op(key: str) -> str:
 
 
 def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, str], log,
-                   merge_into: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                   merge_into: dict[str, Any] | None = None,
+                   cached_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """Measure the families with TFLM on ``core`` and fit. ``merge_into``: a calibration
     of the core whose figures stay, except those of the op kinds these families measure
     (refitted with every other coefficient, the interpreter's per-invoke cost included,
-    held as it is)."""
+    held as it is). ``cached_only``: fit on the layers earlier runs measured (an
+    interrupted run, or several runs sharing --work), leaving the others out."""
     from tinyc.estimate.tflm import node_features as tflm_features
     from tinyc.estimate.tflm import tflm_graph
 
@@ -1173,7 +1262,7 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
     cache = work / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     base_graph = G.data_movement(1, "RESHAPE", [(2, 3, 4)], shape=(6, 4))
-    base = tflm_measure(base_graph, board, env, work, cache, log)
+    base = tflm_measure(base_graph, board, env, work, cache, log, cached_only)
     rows, ys, fams = [{"invoke": 1.0}], [float(base["instructions"])], ["baseline"]
     incs: dict[str, list[dict[str, int]]] = defaultdict(list)
     stacks: dict[str, int] = defaultdict(int)
@@ -1182,9 +1271,13 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
         if fam.name in TFLM_SKIP:
             continue
         t0 = time.time()
+        missing = 0
         for g in _tflm_batches(fam):
             try:
-                rec = tflm_measure(g, board, env, work, cache, log)
+                rec = tflm_measure(g, board, env, work, cache, log, cached_only)
+            except NotMeasured:
+                missing += 1
+                continue
             except TinycError as e:
                 log(f"  tflm {core}: {g.name} skipped: {' '.join(str(e).split())[:160]}")
                 continue
@@ -1202,7 +1295,10 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
             inc["rodata"] -= rec["tflite"] - base["tflite"]
             incs[op].append(inc)
             stacks[op] = max(stacks[op], rec["stack_used"])
-        log(f"  tflm {core} {fam.name}: {time.time() - t0:.1f} s")
+        log(
+            f"  tflm {core} {fam.name}: {time.time() - t0:.1f} s"
+            + (f" ({missing} builds not measured yet: left out)" if missing else "")
+        )
     held: dict[str, float] = {}
     if merge_into is not None:
         held = {k: v for k, v in merge_into["instructions"].items() if _feature_op(k) not in refit}
@@ -1508,6 +1604,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tflm", help="also measure TFLM + CMSIS-NN on these core variants "
                     "(comma-separated; needs a TFLM checkout: TFLM_DIR)")  # fmt: skip
     ap.add_argument("--tflm-output", type=Path, default=REPO / "tinyc" / "data/estimate_tflm.json")
+    ap.add_argument("--cached-only", action="store_true", help="with --tflm: fit on the layers "
+                    "earlier runs measured under --work, building nothing")  # fmt: skip
     ap.add_argument("--no-boards", action="store_true", help="skip the per-board baselines")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tinyc-estimate-cal")
     ap.add_argument("--output", type=Path, default=REPO / "tinyc" / DATA_FILE)
@@ -1585,7 +1683,13 @@ def main(argv: list[str] | None = None) -> int:
             log(f"calibrating TFLM on {core}")
             merge_into = tcores.get(core) if args.merge else None
             tcores[core] = calibrate_tflm(
-                core, VARIANTS[core], args.work / f"tflm-{core}", env, log, merge_into
+                core,
+                VARIANTS[core],
+                args.work / f"tflm-{core}",
+                env,
+                log,
+                merge_into,
+                args.cached_only,
             )
         tdata = {**{k: v for k, v in data.items() if k not in ("cores", "boards")},
                  "format": "tinyc-estimate-tflm-calibration", "cores": tcores}  # fmt: skip

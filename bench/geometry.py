@@ -38,13 +38,14 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from tinyc.backends.tflm.writer import write_tflite  # noqa: E402
 from tinyc.boards import load_board  # noqa: E402
-from tinyc.compiler import CompileOptions, compile_model, total_macs  # noqa: E402
+from tinyc.compiler import CompileOptions, compile_model  # noqa: E402
 from tinyc.frontend import load_model  # noqa: E402
 from tinyc.interpreter import run as run_reference  # noqa: E402
 from tinyc.ir.graph import Graph, Node  # noqa: E402
 from tinyc.ir.ops import get_op  # noqa: E402
 from tinyc.ir.tensor import Tensor  # noqa: E402
 from tinyc.ir.verify import verify  # noqa: E402
+from tinyc.manifest import total_macs  # noqa: E402
 from tinyc.modelio import random_inputs, to_external  # noqa: E402
 
 TARGET = 0.6

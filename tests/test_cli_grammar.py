@@ -236,7 +236,7 @@ def test_run_says_what_it_compared(sine_project, tmp_path):
 
 
 def _fake_project(sine_project: Path):
-    from tinyc.compiler import read_manifest
+    from tinyc.manifest import read_manifest
     from tinyc.project import load_project_graph
     from tinyc.runner import EmulatedProject
 

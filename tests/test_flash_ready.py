@@ -17,17 +17,13 @@ import struct
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_emulate import Y, make_project
 
 from tinyc.boards import _board_files, _parse, list_boards, load_board
-from tinyc.emulate import render_project
 from tinyc.errors import TinycError
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "fixtures" / "add_one_model"
-X = (np.arange(64) - 32).astype(np.int8)
-Y = (X.astype(np.int16) + 1).astype(np.int8)
 #: what the README must show for each flash tool a board file lists
 TOOL_COMMANDS = {
     "st-flash": "st-flash --reset write build/board/firmware.bin 0x08000000",
@@ -49,18 +45,6 @@ REQUIRED_TOOLS = {
     "RP2040": {"uf2", "picotool"},
 }
 CLOCK_BOARDS = [b.name for b in list_boards() if b.clock.get("setup", "none") != "none"]
-
-
-def make_project(root: Path, board: str, **kw) -> Path:
-    out = root / board
-    out.mkdir(parents=True)
-    render_project(out, board, "add_one", [X], [Y], **kw)
-    (out / "model").mkdir()
-    (out / "runtime").mkdir()
-    for f in ("model.h", "model.c"):
-        shutil.copy(FIXTURE / f, out / "model" / f)
-    shutil.copy(REPO / "tinyc" / "runtime" / "tinyc_api.h", out / "runtime")
-    return out
 
 
 def boot_rom_crc32(data: bytes) -> int:

@@ -70,6 +70,17 @@ def inspect(model: str, as_json: bool) -> None:
         click.echo(format_inspection(info))
 
 
+_SKIP_OPTION = click.option(
+    "--skip-threshold",
+    type=float,
+    default=None,
+    metavar="T",
+    help="With --stream: skip a recurrent layer's update (hold its state and output) when its "
+    "input frame differs from the last one it processed by less than T (real units of the "
+    "layer's input; int8 models compare ceil(T / scale) int8 steps). T <= 0: no skipping.",
+)
+
+
 @cli.command()
 @click.argument("model")
 @click.option(
@@ -89,6 +100,7 @@ def inspect(model: str, as_json: bool) -> None:
     help="Feed the sequence one time step at a time (recurrent state carried between steps) "
     "and check that this equals the whole-sequence result.",
 )
+@_SKIP_OPTION
 @click.option("--json", "as_json", is_flag=True, help="List the outputs as JSON.")
 def infer(
     model: str,
@@ -96,6 +108,7 @@ def infer(
     out_dir: Path,
     force: bool,
     stream: bool,
+    skip_threshold: float | None,
     as_json: bool,
 ) -> None:
     """Run MODEL on the reference interpreter and write its outputs."""
@@ -125,6 +138,22 @@ def infer(
             )
         streamed = {"steps": plan.steps, "plan": plan.describe(), "max_abs_diff": diff}
         results = step_results
+        if skip_threshold and skip_threshold > 0:  # tinyc.passes.skip_state
+            from tinyc.passes.skip_state import add_skip_gates, skip_stats, split_steps
+
+            plan.step = add_skip_gates(plan.step, skip_threshold)
+            results = run_streaming(plan, xs)
+            skip = skip_stats(
+                plan.step,
+                [split_steps(plan.step, [xs[g.inputs.index(n)] for n in plan.step.inputs])],
+            )
+            streamed["skip"] = skip.to_json()
+            streamed["skip_max_abs_diff"] = max(
+                float(np.max(np.abs(results[n].astype(np.float64) - step_results[n])))
+                for n in g.outputs
+            )
+    elif skip_threshold and skip_threshold > 0:
+        raise TinycError("--skip-threshold needs --stream (it skips a streaming model's steps)")
     listing = []
     with atomic_dir(out_dir, force) as tmp:
         for i, name in enumerate(g.outputs):
@@ -153,6 +182,47 @@ def infer(
                 f"streamed {streamed['steps']} steps ({streamed['plan']}): {same} against the "
                 "whole-sequence result"
             )
+            if "skip" in streamed:
+                sk = streamed["skip"]
+                click.echo(
+                    f"skip: threshold {sk['threshold']:g}: skip rate {100 * sk['skip_rate']:.1f}%"
+                    f", MACs per step mean {sk['macs_per_step_mean']:,.0f} / worst "
+                    f"{sk['macs_per_step_worst']:,}; max |difference| from not skipping "
+                    f"{streamed['skip_max_abs_diff']:.3g} (the outputs written are skipping's)"
+                )
+
+
+_PRUNE_OPTIONS = [
+    click.option(
+        "--prune",
+        metavar="SPEC",
+        help="Set weights of conv/FC/recurrent layers to zero before int8: a fraction of all "
+        "of them (0.8, spread by layer sensitivity) or per layer ('conv*=0.7,fc*=0.9').",
+    ),
+    click.option(
+        "--prune-method",
+        type=click.Choice(["magnitude", "reconstruction", "both"]),
+        help="Pruning method (default: reconstruction with --calibration, else magnitude; "
+        "both: report both, keep reconstruction).",
+    ),
+    click.option(
+        "--kronecker",
+        metavar="SPEC",
+        help="Replace fully-connected matrices by the nearest sum of R Kronecker products "
+        "before int8: a rank for every layer (2) or per layer ('fc*=1,dense_3=2').",
+    ),
+]
+
+
+def _prune_options(kw: dict):
+    """PruneOptions from --prune / --prune-method (None without --prune)."""
+    if kw.get("prune") is None:
+        if kw.get("prune_method"):
+            raise click.UsageError("--prune-method needs --prune SPEC")
+        return None
+    from tinyc.passes.prune import PruneOptions
+
+    return PruneOptions.parse(kw["prune"], kw.get("prune_method"))
 
 
 def _compile_options(f):
@@ -231,12 +301,14 @@ def _compile_options(f):
             is_flag=True,
             help="Choose each weight's rounding on the calibration data (AdaRound; slower).",
         ),
+        *_PRUNE_OPTIONS,
         click.option(
             "--stream",
             is_flag=True,
             help="Recurrent models: firmware that runs one time step per invocation, the "
             "state kept between invocations (tinyc_reset_state() starts a new sequence).",
         ),
+        _SKIP_OPTION,
         click.option(
             "--io-dtype",
             type=click.Choice(["int8", "float32"]),
@@ -280,6 +352,9 @@ def _options(board: str, **kw) -> CompileOptions:
         calibration=cal,
         test_input=list(kw.get("test_input") or []) or None,
         stream=kw.get("stream", False),
+        skip_threshold=kw.get("skip_threshold") or 0.0,
+        prune=_prune_options(kw),
+        kronecker=kw.get("kronecker"),
     )
 
 
@@ -437,7 +512,9 @@ def run_cmd(
         project = Path(target)
         if not is_project:
             project = Path(tmp) / "project"
-            compile_model(target, _options(board or "", **kw), project)
+            crep = compile_model(target, _options(board or "", **kw), project)
+            if crep.pruning is not None:  # the pruning table, as compile prints it
+                click.echo(crep.pruning.format_text() + "\n", err=True)
         label = None if is_project else f"the {board} project of {target}"
         report, case, graph = run_project(project, list(inputs) or None, label)
         report["outputs"] = [
@@ -532,7 +609,18 @@ def validate(
     metavar="FILE.png",
     help="Also draw the arena over the schedule and the per-layer latency.",
 )
-def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | None) -> None:
+@_PRUNE_OPTIONS[0]
+@_PRUNE_OPTIONS[1]
+@_PRUNE_OPTIONS[2]
+@click.option("--stream", is_flag=True, help="Estimate the one-step-per-invocation form.")
+@_SKIP_OPTION
+@click.option(
+    "--stream-input",
+    metavar="X",
+    help="With --skip-threshold: whole sequences (.npy/.npz/folder, as --calibration) for the "
+    "skip rate and the mean latency.",
+)
+def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | None, **kw) -> None:
     """Per-layer and total SRAM, flash, MACs, instructions and latency of MODEL on BOARD,
     from tinyc's calibrated cost model (nothing is built or run)."""
     from tinyc.estimate import estimate_model
@@ -549,14 +637,42 @@ def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | N
         else:
             click.echo(format_partial_estimate(partial))
         return
-    est = estimate_model(g, board, backend)
+    popts = _prune_options(kw)
+    if popts is not None:  # no data here: magnitude, spread by weight sensitivity
+        from tinyc.passes.prune import prune, summary
+
+        res = prune(g, popts)
+        g = res.graph
+    if kw.get("kronecker"):  # no data here: SQNR on seeded random inputs
+        from tinyc.passes.kronecker import kronecker_with_data
+
+        g, _ = kronecker_with_data(g, kw["kronecker"])
+    skip = None
+    if kw.get("stream"):  # the step graph; gated with --skip-threshold (skip_state)
+        from tinyc.passes.skip_state import estimate_streaming
+
+        est, skip = estimate_streaming(
+            g, board, backend, kw.get("skip_threshold"), kw.get("stream_input")
+        )
+    elif kw.get("skip_threshold") and kw["skip_threshold"] > 0:
+        raise TinycError("--skip-threshold needs --stream (it skips a streaming model's steps)")
+    else:
+        est = estimate_model(g, board, backend)
+    if popts is not None:
+        est.notes = [*est.notes, summary(res)]
     written = None
     if plot is not None:
         from tinyc.estimate.plot import plot_estimate
 
         written = plot_estimate(est, plot)
     if as_json:
-        _emit_json({**est.to_json(), **({"plot": str(written)} if written else {})})
+        _emit_json(
+            {
+                **est.to_json(),
+                **({"plot": str(written)} if written else {}),
+                **({"skip": skip} if skip else {}),
+            }
+        )
     else:
         click.echo(est.format_text())
         if written is not None:

@@ -6,26 +6,30 @@ on the project it writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tinyc import __version__
 from tinyc.boards import Board, load_board
 from tinyc.errors import TinycError
 from tinyc.fsutil import atomic_dir
 from tinyc.interpreter import run as run_reference
 from tinyc.ir.graph import Graph
-from tinyc.ir.ops import get_op
 from tinyc.ir.verify import require_supported, verify
-from tinyc.modelio import random_inputs, to_external
+from tinyc.manifest import (
+    MANIFEST,
+    CompileReport,
+    check_arena,
+    check_flash,
+    io_entry,
+    manifest_base,
+    test_vectors,
+    total_macs,
+)
+from tinyc.modelio import to_external
 
-MANIFEST = "tinyc.json"
 BACKENDS = ("cmsis", "tflm")
 KERNELS = ("tinyc", "cmsis-nn")
 
@@ -54,73 +58,9 @@ class CompileOptions:
     test_input: list[str] | None = None  # .npy files for the firmware's embedded test input
     stack_bytes: int = 8192
     stream: bool = False  # one time step per invocation (tinyc.passes.streaming)
-
-
-@dataclass
-class CompileReport:
-    model: str
-    board: str
-    backend: str
-    kernels: str
-    out_dir: str
-    files: list[str]
-    arena_bytes: int
-    weight_bytes: int
-    macs: int
-    nodes: int
-    memory_plan: dict
-    quantization: Any = None  # a QuantReport when the model was float
-    notes: list[str] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
-
-    def format_text(self) -> str:
-        lines = [
-            f"compiled {self.model} for {self.board} ({self.backend} backend, "
-            f"{self.kernels} kernels) into {self.out_dir}",
-            f"  {self.nodes} nodes, {self.macs:,} MACs",
-            f"  weights {self.weight_bytes:,} B (flash), arena {self.arena_bytes:,} B (RAM)",
-            *(f"  note: {n}" for n in self.notes),
-        ]
-        if self.quantization is not None:
-            lines += ["", self.quantization.format_text()]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "board": self.board,
-            "backend": self.backend,
-            "kernels": self.kernels,
-            "out_dir": self.out_dir,
-            "files": self.files,
-            "arena_bytes": self.arena_bytes,
-            "weight_bytes": self.weight_bytes,
-            "macs": self.macs,
-            "nodes": self.nodes,
-            "memory_plan": self.memory_plan,
-            "quantization": self.quantization.to_json() if self.quantization else None,
-            "notes": self.notes,
-            **self.extra,
-        }
-
-
-def total_macs(g: Graph) -> int:
-    return sum(get_op(n.op).macs(n, g) for n in g.nodes)
-
-
-def graph_digest(g: Graph) -> str:
-    """A stable hash of the graph's structure and constants (names the source in reports)."""
-    h = hashlib.sha256()
-    for n in g.nodes:
-        h.update(repr((n.op, n.inputs, n.outputs, sorted(n.attrs.items()))).encode())
-    for name in sorted(g.tensors):
-        t = g.tensors[name]
-        h.update(repr((name, t.shape, t.dtype)).encode())
-        if t.quant is not None:
-            h.update(t.quant.scale.tobytes() + t.quant.zero_point.tobytes())
-        if t.data is not None:
-            h.update(t.data.tobytes())
-    return h.hexdigest()[:16]
+    skip_threshold: float = 0.0  # --skip-threshold T with --stream (tinyc.passes.skip_state)
+    prune: Any = None  # a tinyc.passes.prune.PruneOptions (--prune)
+    kronecker: str | None = None  # --kronecker SPEC (tinyc.passes.kronecker)
 
 
 def quantize_if_float(g: Graph, cal: CalibrationOptions, log) -> tuple[Graph, Any]:
@@ -146,15 +86,6 @@ def quantize_if_float(g: Graph, cal: CalibrationOptions, log) -> tuple[Graph, An
     return q, report
 
 
-def test_vectors(g: Graph, paths: list[str] | None) -> list[np.ndarray]:
-    """Internal-layout inputs for the firmware's embedded test: the user's or seeded random."""
-    if paths:
-        from tinyc.modelio import load_inputs
-
-        return load_inputs(g, paths)
-    return random_inputs(g, 0)
-
-
 def _log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -173,14 +104,72 @@ def compile_model(
     g = model if isinstance(model, Graph) else load_model(model)
     require_supported(g, g.name)
     verify(g)
+    preport = None
+    if opts.prune is not None:  # zeros first, then int8 (tinyc.passes.prune)
+        from tinyc.prune_report import prune_with_data
+
+        g, preport = prune_with_data(g, opts.prune, opts.calibration, log)
+    kreport = None
+    if opts.kronecker:  # float layers factored, then int8 (tinyc.passes.kronecker)
+        from tinyc.passes.kronecker import kronecker_with_data
+
+        g, kreport = kronecker_with_data(g, opts.kronecker, opts.calibration, log)
+    if opts.backend == "tflm":  # before int8: TFLite has no Kronecker op, say so now
+        from tinyc.backends.tflm.lower import require_tflite_ops
+
+        require_tflite_ops(g)
+    source = g
     g, qreport = quantize_if_float(g, opts.calibration, log)
     if opts.stream:
-        g = streaming_graph(g)
+        g = skip_graph(streaming_graph(g), source, opts, log)
+    elif opts.skip_threshold and opts.skip_threshold > 0:
+        raise TinycError("--skip-threshold needs --stream (it skips a streaming model's steps)")
     if opts.backend == "tflm":
         from tinyc.backends.tflm.project import compile_tflm_project
 
-        return compile_tflm_project(g, board, out_dir, opts, qreport)
-    return _compile_cmsis(g, board, opts, Path(out_dir), qreport)
+        report = compile_tflm_project(g, board, out_dir, opts, qreport)
+    else:
+        report = _compile_cmsis(g, board, opts, Path(out_dir), qreport)
+    report.pruning = preport
+    report.kronecker = kreport
+    if opts.backend == "tflm":
+        report.notes += _tflm_zeros_note(g)
+    if preport is not None:  # tinyc.json keeps what the prune pass did
+        _record_pruning(Path(out_dir), preport)
+    return report
+
+
+#: a share of zero layer weights from which a TFLM project says it keeps them
+TFLM_ZEROS_NOTE = 0.3
+
+
+def _tflm_zeros_note(g: Graph) -> list[str]:
+    """TFLM has no sparse kernels: a pruned graph's zeros are stored and multiplied."""
+    from tinyc.passes.prune import layer_sparsity
+
+    per = layer_sparsity(g).values()
+    zeros, total = sum(z for z, _ in per), sum(n for _, n in per)
+    if not total or zeros < TFLM_ZEROS_NOTE * total:
+        return []
+    return [
+        f"{zeros:,} of {total:,} layer weights are zero ({100 * zeros / total:.0f} %): TFLM has "
+        "no sparse kernels, so the .tflite stores the zeros as they are and its kernels multiply "
+        "them (no flash or time saved; --backend cmsis runs such layers with sparse kernels, and "
+        "on Ethos-U boards Vela compresses the weight stream)"
+    ]
+
+
+def _record_pruning(project: Path, preport) -> None:
+    """Add the pruning report to the project's tinyc.json."""
+    import json
+
+    from tinyc.manifest import MANIFEST
+
+    path = project / MANIFEST
+    if path.exists():
+        data = json.loads(path.read_text())
+        data["pruning"] = preport.to_json()
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def streaming_graph(g: Graph) -> Graph:
@@ -196,6 +185,33 @@ def streaming_graph(g: Graph) -> Graph:
             "--stream runs the rest once per sequence)"
         )
     return plan.step
+
+
+def skip_graph(step: Graph, whole: Graph, opts: CompileOptions, log) -> Graph:
+    """``step`` with its recurrent layers guarded by --skip-threshold (none when off), and
+    the skip statistics on the calibration stream (--calibration, else --test-input; read
+    for ``whole``, the model as loaded) in ``step.stream["skip"]`` (tinyc.json's
+    ``streaming.skip``, a report note)."""
+    from tinyc.passes.skip_state import add_skip_gates, skip_stats, stream_sequences
+
+    if not opts.skip_threshold or opts.skip_threshold <= 0:
+        return step
+    if opts.backend == "tflm":
+        raise TinycError("--skip-threshold: the tflm backend has no skip gate; use --backend cmsis")
+    g = add_skip_gates(step, opts.skip_threshold)
+    if opts.calibration.path:
+        from tinyc.passes.calibration import load_calibration
+
+        samples = load_calibration(opts.calibration.path, whole, opts.calibration.samples)
+    elif opts.test_input:
+        samples = [test_vectors(whole, opts.test_input)]
+    else:
+        samples = []
+    if samples:
+        stats = skip_stats(g, stream_sequences(g, whole.inputs, samples), step)
+        g.stream["skip"] = stats.to_json()
+        log(f"tinyc: {stats.line()} (on the calibration stream)")
+    return g
 
 
 def _compile_cmsis(
@@ -244,8 +260,8 @@ def _compile_cmsis(
             "weight_bytes": gen.const_bytes,
             "stack_bytes": opts.stack_bytes,
             "macs": total_macs(g),
-            "inputs": [_io(gen.graph, n) for n in gen.graph.inputs],
-            "outputs": [_io(gen.graph, n) for n in gen.graph.outputs],
+            "inputs": [io_entry(gen.graph, n) for n in gen.graph.inputs],
+            "outputs": [io_entry(gen.graph, n) for n in gen.graph.outputs],
             "memory_plan": gen.plan.to_json(),
         }
         if opts.kernels == "cmsis-nn":
@@ -278,100 +294,21 @@ def _stream_note(g: Graph) -> list[str]:
         f"streaming: one time step per tinyc_invoke() ({g.stream['steps']} per sequence in the "
         "source model); the recurrent state stays in RAM between invocations, "
         "tinyc_reset_state() starts a new sequence"
+    ] + _skip_note(g)
+
+
+def _skip_note(g: Graph) -> list[str]:
+    t, skip = g.stream.get("skip_threshold"), g.stream.get("skip")
+    if not t:
+        return []
+    if not skip:
+        return [
+            f"skip: threshold {t:g}: a recurrent update is skipped when its input frame moves "
+            "less than that; worst case = no skip (give --calibration for the skip rate)"
+        ]
+    return [
+        f"skip: threshold {t:g}, {skip['steps']} steps of the calibration stream: skip rate "
+        f"{100 * skip['skip_rate']:.1f}%, MACs per step mean {skip['macs_per_step_mean']:,.0f}"
+        f" / worst {skip['macs_per_step_worst']:,}; largest output change from not skipping "
+        f"{skip.get('max_output_diff', 0):.3g}"
     ]
-
-
-def manifest_base(
-    g: Graph, board: Board, backend: str, kernels: str, qreport: Any = None
-) -> dict[str, Any]:
-    """The fields every project's tinyc.json starts with (and, for a model tinyc quantized,
-    how the int8 graph agreed with the float one, for ``tinyc run``)."""
-    base = {
-        "format": "tinyc-project",
-        "version": 1,
-        "tinyc": __version__,
-        "model": g.name,
-        "graph": graph_digest(g),
-        "board": board.name,
-        "backend": backend,
-        "kernels": kernels,
-    }
-    if qreport is not None:
-        base["quantization"] = quantization_summary(qreport)
-    return base
-
-
-def quantization_summary(qreport: Any) -> dict[str, Any]:
-    """int8 vs float on the held-out samples, as compile measured it (an SQNR of None: no
-    error at all)."""
-    quality = qreport.quality
-    return {
-        "compared": "int8 vs float model",
-        "calibration_samples": qreport.calibration_samples,
-        "eval_samples": qreport.eval_samples,
-        "eval_source": qreport.eval_source,
-        "outputs": [
-            {
-                "name": o.name,
-                "task": o.task,
-                "sqnr_db": None if o.sqnr_db is None else round(o.sqnr_db, 2),
-                "top1_agreement": o.top1_agreement,
-            }
-            for o in qreport.outputs
-        ],
-        "gate_warning": None if quality is None or quality.ok else quality.headline(),
-    }
-
-
-def _io(g: Graph, name: str) -> dict[str, Any]:
-    t = g.tensors[name]
-    info: dict[str, Any] = {"name": name, "shape": list(t.shape), "dtype": t.dtype}
-    if t.quant is not None:
-        info["scale"] = float(t.quant.s)
-        info["zero_point"] = t.quant.zp
-    return info
-
-
-def check_flash(board: Board, const_bytes: int, g: Graph) -> None:
-    """Refuse models whose constants alone exceed the board's constant-data region,
-    naming the region, the need, the capacity and the largest tensors."""
-    region = board.region(board.layout["rodata"])
-    if const_bytes <= region.size:
-        return
-    biggest = sorted(g.constants(), key=lambda t: -t.nbytes)[:3]
-    names = ", ".join(f"{t.name!r} ({t.nbytes:,} B)" for t in biggest)
-    raise TinycError(
-        f"the model's weights and constants need {const_bytes:,} bytes but {board.name}'s "
-        f"{region.name} ({region.kind}) holds {region.size:,} "
-        f"({const_bytes - region.size:,} bytes short); largest tensors: {names}"
-    )
-
-
-def check_arena(board: Board, plan, g: Graph) -> None:
-    """Refuse models whose activation arena fits no on-chip RAM region of the board, naming
-    the region, the need, the capacity and the layer where the most memory is live."""
-    rams = [r for r in board.memory if r.kind in ("sram", "tcm") and r.usable]
-    if not rams:
-        return
-    best = max(rams, key=lambda r: r.size)
-    if plan.arena_bytes <= best.size:
-        return
-    step = max(range(len(g.nodes)), key=plan.live_bytes_at, default=0)
-    live = sorted((b for b in plan.buffers if b.first <= step <= b.last), key=lambda b: -b.size)[:3]
-    names = ", ".join(f"{b.tensors[0] if b.tensors else b.name!r} ({b.size:,} B)" for b in live)
-    raise TinycError(
-        f"the activation arena needs {plan.arena_bytes:,} bytes but {board.name}'s largest RAM "
-        f"region, {best.name}, holds {best.size:,} ({plan.arena_bytes - best.size:,} bytes "
-        f"short); the peak is at layer {g.nodes[step].name!r} ({g.nodes[step].op}) with "
-        f"{names} live"
-    )
-
-
-def read_manifest(project: str | Path) -> dict[str, Any]:
-    p = Path(project) / MANIFEST
-    if not p.exists():
-        raise TinycError(f"{project} is not a tinyc project (no {MANIFEST}); run tinyc compile")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise TinycError(f"{p} is damaged ({e})") from None

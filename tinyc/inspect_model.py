@@ -29,6 +29,9 @@ def tensor_info(g: Graph, t: Tensor, boundary: bool = False) -> dict[str, Any]:
 
 
 def inspect_graph(g: Graph) -> dict[str, Any]:
+    from tinyc.passes.prune import layer_sparsity
+
+    sparse = layer_sparsity(g)  # zeros already in the weights (pruned in training or by tinyc)
     nodes = []
     for i, n in enumerate(g.nodes):
         op = get_op(n.op)
@@ -50,6 +53,11 @@ def inspect_graph(g: Graph) -> dict[str, Any]:
                 "dtype": out.dtype,
                 "params": op.params(n, g),
                 "macs": op.macs(n, g),
+                **(
+                    {"sparsity": round(sparse[n.name][0] / sparse[n.name][1], 4)}
+                    if n.name in sparse and sparse[n.name][1]
+                    else {}
+                ),
             }
         )
     return {
@@ -64,6 +72,9 @@ def inspect_graph(g: Graph) -> dict[str, Any]:
             "params": sum(n["params"] for n in nodes),
             "macs": sum(n["macs"] for n in nodes),
             "weight_bytes": sum(t.nbytes for t in g.constants()),
+            "weight_sparsity": round(
+                sum(z for z, _ in sparse.values()) / max(1, sum(n for _, n in sparse.values())), 4
+            ),
         },
     }
 
@@ -82,6 +93,7 @@ def format_inspection(info: dict[str, Any]) -> str:
             n["dtype"],
             fmt_int(n["params"]),
             fmt_int(n["macs"]),
+            f"{100 * n['sparsity']:.1f}%" if "sparsity" in n else "",
         ]
         for n in info["nodes"]
     ]
@@ -94,12 +106,15 @@ def format_inspection(info: dict[str, Any]) -> str:
                 f"  {kind[:-1]:6} {t['name']}: {t['dtype']}[{','.join(map(str, t['shape']))}]{qs}"
             )
     table = render(
-        ["#", "node", "op", "inputs", "output", "dtype", "params", "MACs"], rows, right={0, 6, 7}
+        ["#", "node", "op", "inputs", "output", "dtype", "params", "MACs", "zeros"],
+        rows,
+        right={0, 6, 7, 8},
     )
     tot = info["totals"]
     foot = (
         f"total: {tot['nodes']} nodes, {fmt_int(tot['params'])} params "
-        f"({fmt_int(tot['weight_bytes'])} bytes of constants), {fmt_int(tot['macs'])} MACs"
+        f"({fmt_int(tot['weight_bytes'])} bytes of constants), {fmt_int(tot['macs'])} MACs, "
+        f"{100 * tot.get('weight_sparsity', 0.0):.1f} % of layer weights zero"
     )
     bad = [n for n in info["nodes"] if not n["supported"]]
     if bad:

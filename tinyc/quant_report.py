@@ -74,6 +74,7 @@ class QuantReport:
     coverage: dict[str, RangeCoverage] = field(default_factory=dict)
     io_tensors: list[str] = field(default_factory=list)  # graph inputs and outputs
     quality: Any = None  # the quality gate's verdict (tinyc.quality.QualityVerdict)
+    techniques: list[str] = field(default_factory=list)  # what quantize applied, in order
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (an SQNR of None means no error at all): the range coverage
@@ -90,6 +91,8 @@ class QuantReport:
             f"Quantization to int8: {self.calibration_samples} calibration samples; agreement "
             f"with float on {self.eval_samples} {self.eval_source}"
         ]
+        if self.techniques:
+            lines.append(f"  ({', '.join(self.techniques)})")
         lines += [f"WARNING: {w}" for w in self.warnings]
         rows = [
             [

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from tinyc.boards import load_board
-from tinyc.compiler import CompileOptions, compile_model, read_manifest
+from tinyc.compiler import CompileOptions, compile_model
 from tinyc.emulate import build_firmware, elf_sizes, run_emulated
 from tinyc.errors import TinycError
 from tinyc.interpreter import run as run_reference
 from tinyc.ir.graph import Graph
+from tinyc.manifest import read_manifest
 from tinyc.modelio import (
     case_dirs,
     case_inputs,
@@ -203,7 +204,9 @@ def validate_model(
     opts = opts or CompileOptions(board=board)
     with tempfile.TemporaryDirectory(prefix="tinyc-validate-") as d:
         project = Path(d) / "project"
-        compile_model(model, opts, project, log=log or (lambda m: None))
+        crep = compile_model(model, opts, project, log=log or (lambda m: None))
+        if crep.pruning is not None and log is not None:  # the table compile prints
+            log(crep.pruning.format_text() + "\n")
         graph = load_project_graph(project)
         cases: list[tuple[str, list[np.ndarray], list[Path]]] = []
         if inputs_dir:

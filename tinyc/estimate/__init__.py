@@ -9,6 +9,7 @@ layer and in total, from a cost model calibrated on measured builds (no build, n
   ``tflm``: TFLite Micro's interpreter and kernel overheads for ``--backend tflm``.
 """
 
-from tinyc.estimate.report import Estimate, estimate_model
+from tinyc.estimate.report import estimate_model
+from tinyc.estimate.result import Estimate
 
 __all__ = ["Estimate", "estimate_model"]

@@ -68,6 +68,9 @@ def node_cost(core: CoreCalibration, calls: Counter[str], node: Node, g: Graph,
         f: Features = node_features(kernel, node, g, n, core.target, kargs)
         code = {"fn": 1.0, **f.code}
         cost.instructions += _dot(cal["instructions"], f.insn)
+        for other, feats in f.borrowed.items():  # (parts costed as another kernel's loops)
+            ocal = core.kernel(other)
+            cost.instructions += _dot(ocal["instructions"], feats) if ocal else 0.0
         cost.code_bytes += _dot(cal["code"], code)
         frame = min(-(-round(_dot(cal["frame"], code)) // 8) * 8, cal["frame_max"])
         if helper and kernel in HELPER_KERNELS:  # called from the node's frame

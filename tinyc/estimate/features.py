@@ -60,6 +60,9 @@ class Features:
     code: dict[str, float] = field(default_factory=dict)
     weight_reads: float = 0.0  # bytes of flash constants the kernel reads
     links: set[str] = field(default_factory=set)  # variant functions it calls (VARIANTS)
+    #: instruction features costed with another kernel's coefficients (kernel -> features):
+    #: a recurrent layer's sparse gate matrices, costed as tinyc_spfc_s8's loops
+    borrowed: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, part: dict[str, float], name: str, value: float) -> None:
         if value:
@@ -832,7 +835,44 @@ def _rnn_xblocks(f: Features, t: Target, lay: str, k: int, gate_rows: int,
 _RNN_KNOWN_BLOCKS = 4
 
 
-def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
+#: TINYC_RNN_SP_SHORT: rows of at most this many columns take the one-at-a-time loop
+RNN_SP_SHORT = 96
+
+
+def _rnn_sparse(f: Features, t: Target, w2d: np.ndarray, first: int, rows: int,
+                count: float, nrows: int = 1) -> None:  # fmt: skip
+    """tinyc_rnn_spgates / tinyc_rnn_spxblock over rows [first, first + rows) of a stacked
+    sparse gate matrix, ``count`` times, ``nrows`` steps per decode (three: the DSP input
+    side's blocks): costed with tinyc_spfc_s8's coefficients (a channel's overhead and
+    requantization per row; per nonzero its one-row loops, or its multi-row loop)."""
+    from tinyc.backends.cmsis.emit.sparse import encode
+
+    per = encode(w2d[first : first + rows]).per_seg
+    b = f.borrowed.setdefault("tinyc_spfc_s8", {})
+
+    def add(name: str, v: float) -> None:
+        if v:
+            b[name] = b.get(name, 0.0) + float(v)
+
+    add("sp_ch", count * rows * nrows)
+    add("sp_seg", count * per.size)
+    if nrows > 1:
+        add("spm_nnz", count * int(per.sum()) * nrows / 4)
+        return
+    if t.quads:
+        add("sp_vec", count * int((-(-per // 16)).sum()))
+    elif t.dsp and w2d.shape[1] <= RNN_SP_SHORT:  # short rows: one at a time
+        add("sp1_tail", count * int(per.sum()))
+    elif t.dsp:  # four at a time (half of sp_dot1's eight), then one at a time
+        add("sp1_eight", count * int((per // 4).sum()) / 2)
+        add("sp1_tail", count * int((per % 4).sum()))
+    else:
+        add("sp1_two", count * int((per // 2).sum()))
+        add("sp1_tail", count * int((per % 2).sum()))
+
+
+def recurrent(node: Node, g: Graph, calls: int, t: Target,
+              sides: tuple[bool, bool] | None = None) -> Features:  # fmt: skip
     """tinyc_lstm_s8 / tinyc_gru_s8 / tinyc_rnn_s8 (tinyc_rnn.h) and the node function
     around it: per batch, the steps in blocks (the input side of a block in one matrix
     pass), per step the recurrent side over every gate row and the element-wise cell
@@ -842,10 +882,14 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
 
     The layer's sizes are constants of the inlined kernel: the code holds only the paths
     they reach, and inlined copies whose code grows with their size."""
-    from tinyc.backends.cmsis.emit.recurrent import _work_buffers, gates_of
+    from tinyc.backends.cmsis.emit import sparse
+    from tinyc.backends.cmsis.emit.recurrent import _work_buffers, gates_of, stacked
     from tinyc.ir.ops import get_op
 
     f = Features()
+    # sparse gate matrices (``sides``: input side, recurrent side; default: the backend's
+    # choice on this kernel variant)
+    xsp, hsp = sides if sides is not None else sparse.use_sparse_gates(node, g, t.kernels)
     op = get_op(node.op)
     d = op.dims(node, g)
     lay, blk = _rnn_layout(t)
@@ -863,8 +907,26 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
     f.add(f.insn, "calls", calls)
     f.add(f.insn, "batches", d.batch)
     f.add(f.insn, "steps", steps)
-    _rnn_xblocks(f, t, lay, d.input, n4, xs, nbs, (multi_code, single_code))
-    _rnn_row(f, t, lay, n, steps, True)  # the hidden state, ready for the matrix kernels
+    if xsp:
+        wx = stacked([gt.w for gt in gates])
+        f.add(f.insn, "xblocks", len(nbs))
+        three = sum(1 for nb in nbs if nb >= 3)
+        _rnn_sparse(f, t, wx, 0, wx.shape[0], three, 3)
+        _rnn_sparse(f, t, wx, 0, wx.shape[0], sum(nb for nb in nbs if nb < 3))
+    else:
+        _rnn_xblocks(f, t, lay, d.input, n4, xs, nbs, (multi_code, single_code))
+    wh = stacked([gt.r for gt in gates]) if hsp else None
+
+    def hgates(first: int, shifts: list[int], add: bool, row: bool = False) -> None:
+        if wh is not None:
+            _rnn_sparse(f, t, wh, first * n4, len(shifts) * n4, steps)
+            return
+        if row:
+            _rnn_row(f, t, lay, n, steps, True)
+        _rnn_gates(f, lay, n, n4, shifts, steps, add=add)
+
+    if wh is None:
+        _rnn_row(f, t, lay, n, steps, True)  # the hidden state, ready for the matrix kernels
     units = steps * n
     # Helium: the element-wise loops four units at a time when their products requantize
     # by right shifts (else one unit at a time, as elsewhere)
@@ -882,7 +944,7 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
 
     if node.op == "LSTM":
         q = op.quant_params(node, g)
-        _rnn_gates(f, lay, n, n4, hs, steps, add=True)
+        hgates(0, hs, True)
         cell_loop("lstm", [q.forget_mul[1], q.input_mul[1], q.output_mul[1]])
         if "lstm_units" in f.insn:
             f.add(f.insn, "clip_units", units * int(q.cell_clip > 0))
@@ -890,21 +952,20 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target) -> Features:
         tables = 5
     elif node.op == "GRU":
         q = op.quant_params(node, g)
-        _rnn_gates(f, lay, n, n4, hs[:2], steps, add=True)
+        hgates(0, hs[:2], True)
         if attr(node, "linear_before_reset"):
-            _rnn_gates(f, lay, n, n4, hs[2:], steps, add=False)
+            hgates(2, hs[2:], False)
             cell_loop("lbr", [q.reset_mul[1]])
             f.add(f.code, "lbr", 1)
         else:
             cell_loop("reset", [q.reset_mul[1]])
             f.add(f.code, "nonlbr", 1)
-            _rnn_row(f, t, lay, n, steps, True)
-            _rnn_gates(f, lay, n, n4, hs[2:], steps, add=True)
+            hgates(2, hs[2:], True, row=True)
         cell_loop("gru", [q.keep_mul[1], q.update_mul[1]])
         tables = 3
     else:
         q = op.quant_params(node, g)
-        _rnn_gates(f, lay, n, n4, hs, steps, add=True)
+        hgates(0, hs, True)
         relu = q["act"] == "Relu"
         cell_loop("relu" if relu else "act", [] if relu else [q["out"][1]])
         f.add(f.code, "relu" if relu else "act", 1)
@@ -1093,3 +1154,149 @@ def node_features(kernel: str, node: Node, g: Graph, calls: int, t: Target,
     if kernel in WITH_ARGS:
         return fn(node, g, calls, t, args or [])
     return fn(node, g, calls, t)
+
+
+# ---- sparse kernels (tinyc_sparse.h; tinyc.backends.cmsis.emit.sparse) ---------------------
+
+
+def _sparse_matrix(f: Features, node: Node, g: Graph, t: Target, multi: int, ones: int,
+                   oc: int, w2d: np.ndarray) -> None:  # fmt: skip
+    """tinyc_spmm_s8 over ``multi`` blocks of TINYC_SP_ROWS rows and ``ones`` single rows:
+    per channel and segment a decode of its nonzeros (DSP: eight at a time; Helium: sixteen
+    per gather), shared by the rows of a block (Helium: one pass per row)."""
+    from tinyc.backends.cmsis.emit.sparse import SP_ROWS, encode
+
+    per = encode(w2d).per_seg.reshape(-1)
+    nnz = int(per.sum())
+    rows = SP_ROWS[t.kernels]
+    blocks = multi + ones
+    f.add(f.insn, "sp_blocks", blocks)
+    f.add(f.insn, "sp_ch", blocks * oc)
+    f.add(f.insn, "sp_seg", blocks * per.size)
+    if t.quads:
+        vec = int((-(-per // 16)).sum())
+        f.add(f.insn, "sp_vec", (ones + multi * rows) * vec)
+        f.add(f.insn, "sp_vseg", multi * rows * per.size)
+    else:
+        if t.dsp:  # eight, then four, then one at a time
+            f.add(f.insn, "sp1_eight", ones * int((per // 8).sum()))
+            f.add(f.insn, "sp1_four", ones * int((per % 8 // 4).sum()))
+            f.add(f.insn, "sp1_tail", ones * int((per % 4).sum()))
+        else:  # two at a time
+            f.add(f.insn, "sp1_two", ones * int((per // 2).sum()))
+            f.add(f.insn, "sp1_tail", ones * int((per % 2).sum()))
+        f.add(f.insn, "spm_nnz", multi * nnz)
+        f.add(f.insn, "spm_odd", multi * int((per % 2).sum()))
+    _requant(f, node, g, multi * rows + ones, 1)
+    f.weight_reads = blocks * (2 * nnz + per.size + 12 * oc)
+
+
+def sparse_fc(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_spfc_s8: rows in blocks of TINYC_SP_ROWS read in place, a lone last row alone."""
+    from tinyc.backends.cmsis.emit.sparse import SP_ROWS
+
+    f = Features()
+    w, x = g.inp(node, 1), g.inp(node, 0)
+    assert w is not None and w.data is not None and x is not None
+    oc, k = w.shape
+    rows = x.size // k
+    r = SP_ROWS[t.kernels]
+    ones = int(rows % r == 1)
+    multi = rows // r + int(rows % r >= 2)
+    f.add(f.insn, "calls", calls)
+    f.add(f.code, "calls", calls)
+    f.add(f.code, "multirow_calls", calls * int(rows > 1))
+    _sparse_matrix(f, node, g, t, multi, ones, oc, w.data.reshape(oc, -1))
+    return f
+
+
+def sparse_conv(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_spconv_s8: output pixels in blocks of TINYC_SP_ROWS (a short last block repeats
+    its last pixel, a lone one goes alone), receptive fields gathered unless 1x1 unpadded."""
+    from tinyc.backends.cmsis.emit.conv import ConvEmitter
+    from tinyc.backends.cmsis.emit.sparse import SP_ROWS
+
+    f = Features()
+    geo = conv_geometry(node, g)
+    w = g.inp(node, 1)
+    assert w is not None and w.data is not None
+    oc = geo["out_c"]
+    pixels = geo["out_h"] * geo["out_w"]
+    r = SP_ROWS[t.kernels]
+    ones = int(pixels % r == 1)
+    multi = pixels // r + int(pixels % r >= 2)
+    direct = ConvEmitter.sparse_direct(node, g)
+    f.add(f.insn, "calls", calls)
+    f.add(f.code, "calls", calls)
+    f.add(f.code, "im2col_calls", 0 if direct else calls)
+    f.add(f.insn, "slots", calls * pixels)
+    if not direct:
+        k = geo["k_h"] * geo["k_w"] * geo["in_c"]
+        _im2col(f, t, geo, geo["in_c"], False, np.arange(pixels), k)
+    _sparse_matrix(f, node, g, t, multi, ones, oc, w.data.reshape(oc, -1))
+    if calls > 1:
+        f.insn = {k: v * calls for k, v in f.insn.items()}
+        f.weight_reads *= calls
+    return f
+
+
+def dense_features(node: Node, g: Graph, t: Target) -> Features:
+    """The dense kernel's features of a FULLY_CONNECTED / CONV_2D layer as the C backend
+    would emit it (the sparse choice compares them with the sparse kernel's)."""
+    if node.op == "CONV_2D":
+        return conv(node, g, 1, t)
+    from tinyc.backends.cmsis.emit.conv import _fc_fast, folded_bias
+    from tinyc.ir.ops import get_op
+
+    w = g.inp(node, 1)
+    assert w is not None and w.data is not None
+    rq = get_op("FULLY_CONNECTED").requant(node, g)
+    layout = layout_for(t.kernels)
+    bias = folded_bias(node, g, rq, True)
+    right_only = layout.records(rq, layout.kernel_bias(w.data, bias))[1]
+    fast = _fc_fast(w.data, bias, rq, right_only) if not t.quads else 0
+    args = [["0"] * _FC_FAST_ARG + [str(fast)]]
+    return fully_connected(node, g, 1, t, args)
+
+
+KERNELS["tinyc_spfc_s8"] = sparse_fc
+KERNELS["tinyc_spconv_s8"] = sparse_conv
+
+
+# ---- Kronecker kernel (kron_s8.c; tinyc.backends.cmsis.emit.kronecker) ----------------------
+
+
+def _kron_dot(f: Features, t: Target, stage: str, dots: int, n: int, vec: int) -> None:
+    """``dots`` dot products of ``n`` values: Helium ``vec`` values per predicated vector,
+    DSP four per SMLAD pair then one at a time, plain C one at a time."""
+    f.add(f.insn, f"{stage}_dots", dots)
+    if t.quads:
+        f.add(f.insn, f"{stage}_vec", dots * _ceil(n, vec))
+        return
+    quads = n // 4 if t.dsp else 0
+    f.add(f.insn, f"{stage}_quad", dots * quads)
+    f.add(f.insn, f"{stage}_tail", dots * (n - 4 * quads))
+    f.add(f.insn, f"{stage}_tails", dots * int(n > 4 * quads))  # the tail loop entered
+
+
+def kronecker_fc(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_kron_fc_s8 per row: stage 1 R*q*s dots of t int8 values (requantized, clamped
+    and stored as int16), stage 2 p*s dots of R*q int8 x int16 values (requantized)."""
+    from tinyc.ir.ops import get_op
+
+    d = get_op("KRONECKER_FC").dims(node, g)
+    f = Features()
+    n = d.rows * calls
+    f.add(f.insn, "calls", calls)
+    f.add(f.insn, "rows", n)
+    f.add(f.insn, "s1_loops", n * d.rank * d.q)
+    _kron_dot(f, t, "s1", n * d.rank * d.q * d.s, d.t, 16)
+    f.add(f.insn, "s2_loops", n * d.p)
+    _kron_dot(f, t, "s2", n * d.p * d.s, d.rank * d.q, 8)
+    f.add(f.code, "calls", calls)
+    f.weight_reads = n * (d.rank * d.q * d.s * d.t + d.p * d.s * d.rank * d.q)
+    return f
+
+
+KERNELS["tinyc_kron_fc_s8"] = kronecker_fc
+# ---- end of the Kronecker kernel's block ---------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyc.errors import TinycError
-from tinyc.estimate.report import Estimate
+from tinyc.estimate.result import Estimate
 
 
 def plot_estimate(est: Estimate, path: str | Path) -> Path:

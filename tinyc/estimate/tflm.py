@@ -29,6 +29,14 @@ from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.estimate.calibration import core_key
 from tinyc.estimate.costmodel import FLASH_LINE, weights_in_flash
+from tinyc.estimate.result import (
+    Estimate,
+    Layer,
+    budget,
+    firmware_sizes,
+    live_bytes,
+    stack_reserved,
+)
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import attr, get_op
 
@@ -271,14 +279,6 @@ def tflm_graph(g: Graph) -> Graph:
 
 def estimate_tflm(g: Graph, board: Board):
     from tinyc.backends.tflm.project import prepare_model
-    from tinyc.estimate.report import (
-        Estimate,
-        Layer,
-        _sizes,
-        _stack_reserved,
-        budget,
-        live_bytes,
-    )
     from tinyc.planner import plan_memory
 
     key, cal, note = tflm_calibration(board)
@@ -334,8 +334,8 @@ def estimate_tflm(g: Graph, board: Board):
             if part in model:
                 model[part] += v
     fixed = cal["fixed"]
-    stack = _stack_reserved()
-    sizes = _sizes(fixed, model, tm.max_arena, stack)
+    stack = stack_reserved()
+    sizes = firmware_sizes(fixed, model, tm.max_arena, stack)
     npu_sized = tm.vela_arena_bytes > arena.arena_bytes
     arena_note = tm.vela_arena_note if npu_sized else arena.describe()
     stack_used = max(

@@ -116,7 +116,7 @@ class Graph:
         for n in reversed(self.nodes):
             if any(o in live for o in n.outputs):
                 kept.append(n)
-                live.update(i for i in n.inputs if i)
+                live.update(i for i in [*n.inputs, n.attrs.get("guard")] if i)
         self.nodes = kept[::-1]
         used = set(self.inputs) | set(self.outputs)
         for n in self.nodes:

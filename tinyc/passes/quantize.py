@@ -51,8 +51,11 @@ class QuantOptions:
     calibration (tinyc.passes.equalize). ``bias_correction``: move each layer's float bias by
     its mean int8 error on the calibration data (tinyc.passes.bias_correction). ``adaround``:
     choose each weight's rounding on the calibration data (tinyc.passes.adaround;
-    ``adaround_iterations`` optimiser steps per layer). All three only change float weights
-    and biases before ``build_int8``: the int8 graph follows the same TFLite scheme.
+    ``adaround_iterations`` optimiser steps per layer; with bias correction it minimises the
+    error's variance and leaves the mean to the bias). All three only change float weights
+    and biases before ``build_int8``: the int8 graph follows the same TFLite scheme. Bias
+    correction is on by default (it raised the SQNR of every model of bench/quantization.py
+    and lowered no top-1 agreement); equalization and AdaRound are asked for.
     """
 
     observer: str = "auto"
@@ -61,7 +64,7 @@ class QuantOptions:
     io_dtype: str = "int8"
     per_channel: bool = True
     equalize: bool = False
-    bias_correction: bool = False
+    bias_correction: bool = True
     adaround: bool = False
     adaround_iterations: int = 1000
 
@@ -523,24 +526,17 @@ def edit_weights(
     calibration samples; ``g`` itself when nothing is asked."""
     if not (opts.adaround or opts.bias_correction):
         return g
-    from tinyc.passes._layers import layer_inputs, weight_layers
-
     edited = g.copy()
-    inputs = layer_inputs(g, samples, weight_layers(g))
     if opts.adaround:
-        from tinyc.passes.adaround import AdaRoundOptions, adaround
+        from tinyc.passes.adaround import AdaRoundOptions, adaround, layer_grams
 
-        adaround(
-            edited,
-            inputs,
-            params,
-            opts.per_channel,
-            AdaRoundOptions(iterations=opts.adaround_iterations),
-        )
+        grams = layer_grams(g, samples, params, centered=opts.bias_correction)
+        opts_ar = AdaRoundOptions(iterations=opts.adaround_iterations)
+        adaround(edited, grams, params, opts.per_channel, opts_ar)
     if opts.bias_correction:
-        from tinyc.passes.bias_correction import correct_biases
+        from tinyc.passes.bias_correction import correct_biases, input_means
 
-        correct_biases(edited, inputs, params, opts.per_channel)
+        correct_biases(edited, input_means(g, samples, params), params, opts.per_channel)
     return edited
 
 
@@ -575,6 +571,16 @@ def quantize(
     report.calibration_samples = len(calibration_samples)
     report.eval_source = "held-out samples" if held_out else "calibration samples"
     report.requantizations = len(plan.requant_edges)
+    report.techniques = [
+        name
+        for name, on in (
+            ("per-channel weights" if opts.per_channel else "per-tensor weights", True),
+            ("cross-layer equalization", opts.equalize),
+            ("AdaRound", opts.adaround),
+            ("bias correction", opts.bias_correction),
+        )
+        if on
+    ]
     report.quality = judge(report, q)
     return q, report
 

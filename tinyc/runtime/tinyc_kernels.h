@@ -296,4 +296,19 @@ void tinyc_fill_value(int32_t n, int32_t elem, const void *value, void *out);
 /* C's conversion of n values; types: 1 int8, 2 int16, 3 int32, 4 float32, 5 uint8, 6 bool. */
 void tinyc_cast(int32_t n, int32_t from, int32_t to, const void *in, void *out);
 
+/* KRONECKER_FC (tinyc/ir/ops/kronecker.py): y = sum_r (A_r (x) B_r) x without forming the
+ * matrix. Per row: Z_r = X B_r^T (int16, kept as [s][rank][q] in scratch), then
+ * Y = sum_r A_r Z_r (int32) + bias, requantized. scratch: rank * s * q int16. */
+typedef struct {
+  int32_t rows, rank, p, q, s, t;
+  int32_t output_zp, inner_max, act_min, act_max, mult2, shift2;
+  const int32_t *mult1, *shift1; /* [rank] */
+  const int32_t *b_off;          /* [rank][s]: -input_zp * sum_l B_r[k][l] */
+  const int8_t *a;               /* [p][rank][q]: A_r[i][j] at (i * rank + r) * q + j */
+  const int8_t *b;               /* [rank][s][t] */
+  const int32_t *bias;           /* [p * s] or 0 */
+} tinyc_kron_t;
+
+void tinyc_kron_fc_s8(const tinyc_kron_t *k, const int8_t *in, int8_t *out, int16_t *scratch);
+
 #endif

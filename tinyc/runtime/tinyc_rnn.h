@@ -20,6 +20,7 @@
 
 #include "tinyc_fixedpoint.h"
 #include "tinyc_nn.h"
+#include "tinyc_sparse.h"
 
 /* One gate matrix: per-row biases, per-gate requantization (the weights are per tensor). */
 typedef struct {
@@ -29,6 +30,13 @@ typedef struct {
   const int32_t *shift;
   int32_t k;
   int32_t gate_rows; /* rows per gate: the hidden size rounded up to a multiple of 4 */
+  /* Sparse weights (tinyc_sparse.h's encoding, one row per gate row; w is 0 and the bias
+   * is the plain folded one): chosen per matrix by the backend's cost model. sp_off: where
+   * each gate's first row starts in sp_idx / sp_val. */
+  const uint8_t *sp_cnt;
+  const uint8_t *sp_idx;
+  const int8_t *sp_val;
+  const int32_t *sp_off;
 } tinyc_gate_mat_t;
 
 typedef struct {
@@ -324,6 +332,109 @@ TINYC_INLINE void tinyc_rnn_gates(int32_t wl, const tinyc_gate_mat_t *m, const v
   }
 }
 
+/* Rows of at most this many columns (a constant of the inlined kernel) take the plain loop. */
+#define TINYC_RNN_SP_SHORT 96
+
+/* acc + the sparse dot product of one gate row with x (int8, read in place): a short row
+ * (a recurrent layer's rows hold a few nonzeros each) as tinyc_sp_dot1 without its set-up,
+ * weights four at a time through SXTB16 on DSP cores. */
+TINYC_INLINE int32_t tinyc_rnn_spdot(const int8_t *x, const uint8_t *idx, const int8_t *val,
+                                     int32_t n, int32_t k, int32_t acc) {
+  if (k <= TINYC_RNN_SP_SHORT) { /* a few nonzeros: one loop, no set-up */
+    const uint8_t *end = idx + n;
+#pragma GCC unroll 1
+    while (idx != end) acc += x[*idx++] * *val++;
+    return acc;
+  }
+#if TINYC_DSP
+  for (; n >= 4; n -= 4, idx += 4, val += 4) {
+    const uint32_t wv = tinyc_load4(val);
+    const int32_t we = tinyc_sxtb16(wv), wo = tinyc_sxtb16_ror8(wv);
+    acc = (int32_t)__smlabb(we, x[idx[0]], acc);
+    acc = (int32_t)__smlabb(wo, x[idx[1]], acc);
+    acc = (int32_t)__smlatb(we, x[idx[2]], acc);
+    acc = (int32_t)__smlatb(wo, x[idx[3]], acc);
+  }
+#elif TINYC_MVE
+  return tinyc_sp_dot1(x, idx, val, n, acc);
+#endif
+  for (; n > 0; --n) acc += x[*idx++] * *val++;
+  return acc;
+}
+
+/* One requantized gate value into out (saturating add when `add`). */
+TINYC_INLINE void tinyc_rnn_put(int32_t acc, int32_t gm, int32_t gs, int16_t *o, int32_t add) {
+  int32_t v = tinyc_rnn_rq(acc, gm, gs);
+  v = TINYC_SAT16(v);
+  if (add) {
+    v += *o;
+    v = TINYC_SAT16(v);
+  }
+  *o = (int16_t)v;
+}
+
+/* tinyc_rnn_gates over sparse weights: rows [first, first + count) (whole gates) times the
+ * int8 row x (no widening, flipping or staging), requantized to int16 into out. */
+TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, int32_t first,
+                                    int32_t count, int16_t *out, int32_t add) {
+  const int32_t gr = m->gate_rows, nseg = (m->k + TINYC_SP_SEG - 1) / TINYC_SP_SEG;
+  const uint8_t *cnt = m->sp_cnt + first * nseg;
+  const uint8_t *idx = m->sp_idx + m->sp_off[first / gr];
+  const int8_t *val = m->sp_val + m->sp_off[first / gr];
+  const int32_t *bias = m->bias + first;
+  int32_t g0, r, s;
+  for (g0 = 0; g0 < count; g0 += gr) {
+    const int32_t gm = m->mult[(first + g0) / gr], gs = m->shift[(first + g0) / gr];
+#pragma GCC unroll 1
+    for (r = g0; r < g0 + gr; ++r) {
+      int32_t acc = bias[r];
+      for (s = 0; s < nseg; ++s) {
+        const int32_t n = *cnt++;
+        acc = tinyc_rnn_spdot(x + s * TINYC_SP_SEG, idx, val, n, m->k, acc);
+        idx += n;
+        val += n;
+      }
+      tinyc_rnn_put(acc, gm, gs, out + r, add);
+    }
+  }
+}
+
+/* The input side of nb steps over sparse weights: nb > 1 (DSP: up to three) shares each
+ * nonzero's decode between the steps. */
+TINYC_INLINE void tinyc_rnn_spxblock(const tinyc_gate_mat_t *m, const int8_t *const *src,
+                                     int32_t nb, int32_t rows, int16_t *out) {
+  const int32_t gr = m->gate_rows, nseg = (m->k + TINYC_SP_SEG - 1) / TINYC_SP_SEG;
+  const uint8_t *cnt = m->sp_cnt, *idx = m->sp_idx;
+  const int8_t *val = m->sp_val;
+  int32_t g0, r, s, j;
+  if (nb < 3) {
+    for (j = 0; j < nb; ++j) tinyc_rnn_spgates(m, src[j], 0, rows, out + j * rows, 0);
+    return;
+  }
+  for (g0 = 0; g0 < rows; g0 += gr) {
+    const int32_t gm = m->mult[g0 / gr], gs = m->shift[g0 / gr];
+#pragma GCC unroll 1
+    for (r = g0; r < g0 + gr; ++r) {
+      int32_t a0 = m->bias[r], a1 = a0, a2 = a0;
+      for (s = 0; s < nseg; ++s) {
+        const int8_t *x0 = src[0] + s * TINYC_SP_SEG, *x1 = src[1] + s * TINYC_SP_SEG;
+        const int8_t *x2 = src[2] + s * TINYC_SP_SEG;
+        int32_t n = *cnt++;
+#pragma GCC unroll 2
+        for (; n > 0; --n) {
+          const int32_t i = *idx++, w = *val++;
+          a0 += x0[i] * w;
+          a1 += x1[i] * w;
+          a2 += x2[i] * w;
+        }
+      }
+      tinyc_rnn_put(a0, gm, gs, out + r, 0);
+      tinyc_rnn_put(a1, gm, gs, out + rows + r, 0);
+      tinyc_rnn_put(a2, gm, gs, out + 2 * rows + r, 0);
+    }
+  }
+}
+
 /* The input-side pre-activations (int16, rows [0, rows)) of nb <= tinyc_rnn_block(wl)
  * steps at once: out + j * rows for step j. `buf`: TINYC_RNN_XROW_SCRATCH(k) bytes. */
 TINYC_INLINE void tinyc_rnn_xblock(int32_t wl, const tinyc_gate_mat_t *m,
@@ -331,6 +442,10 @@ TINYC_INLINE void tinyc_rnn_xblock(int32_t wl, const tinyc_gate_mat_t *m,
                                    int16_t *out, void *buf) {
   const int32_t k = m->k, k4 = (k + 3) & ~3, gr = m->gate_rows;
   int32_t j, oc, g0;
+  if (m->sp_cnt) {
+    tinyc_rnn_spxblock(m, src, nb, rows, out);
+    return;
+  }
 #if TINYC_DSP
   if (wl == TINYC_WL_PAIRS && nb > 1) {
     tinyc_row_t *rw = (tinyc_row_t *)buf;
@@ -465,9 +580,13 @@ TINYC_INLINE void tinyc_lstm_s8(const tinyc_lstm_t *p, const int8_t *x, int8_t *
       tinyc_rnn_xblock(p->wl, &p->x, src, nb, rows, gates, xbuf);
       for (j = 0; j < nb; ++j) {
         int16_t *gt = gates + j * rows;
-        uint32_t fh;
-        const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
-        tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, rows, gt, 1);
+        if (p->h.sp_cnt) {
+          tinyc_rnn_spgates(&p->h, hb, 0, rows, gt, 1);
+        } else {
+          uint32_t fh;
+          const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+          tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, rows, gt, 1);
+        }
 #if TINYC_MVE
         if (p->forget_shift < 0 && p->input_shift < 0 && p->output_shift < 0) {
           tinyc_lstm_cell_v(p, gt, n4, cb, hb);
@@ -522,11 +641,20 @@ TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y,
       tinyc_rnn_xblock(p->wl, &p->x, src, nb, rows, gates, xbuf);
       for (j = 0; j < nb; ++j) {
         int16_t *gt = gates + j * rows;
-        uint32_t fh;
-        const void *rowh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
-        tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 0, 2 * n4, gt, 1); /* z, r */
+        const int32_t sp = p->h.sp_cnt != 0;
+        uint32_t fh = 0;
+        const void *rowh = sp ? (const void *)hb : tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+        if (sp) {
+          tinyc_rnn_spgates(&p->h, hb, 0, 2 * n4, gt, 1); /* z, r */
+        } else {
+          tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 0, 2 * n4, gt, 1);
+        }
         if (p->linear_before_reset) {
-          tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 2 * n4, n4, hh, 0);
+          if (sp) {
+            tinyc_rnn_spgates(&p->h, hb, 2 * n4, n4, hh, 0);
+          } else {
+            tinyc_rnn_gates(p->wl, &p->h, rowh, fh, 2 * n4, n4, hh, 0);
+          }
           u = 0;
 #if TINYC_MVE
           if (p->reset_shift < 0) {
@@ -568,8 +696,12 @@ TINYC_INLINE void tinyc_gru_s8(const tinyc_gru_t *p, const int8_t *x, int8_t *y,
             v = v < lo ? lo : (v > hi ? hi : v);
             rh[u] = (int8_t)(v + p->h_zp);
           }
-          rowr = tinyc_rnn_row(rh, n, p->wl, hbuf, &fr);
-          tinyc_rnn_gates(p->wl, &p->h, rowr, fr, 2 * n4, n4, gt + 2 * n4, 1);
+          if (sp) {
+            tinyc_rnn_spgates(&p->h, rh, 2 * n4, n4, gt + 2 * n4, 1);
+          } else {
+            rowr = tinyc_rnn_row(rh, n, p->wl, hbuf, &fr);
+            tinyc_rnn_gates(p->wl, &p->h, rowr, fr, 2 * n4, n4, gt + 2 * n4, 1);
+          }
         }
         u = 0;
 #if TINYC_MVE
@@ -622,9 +754,13 @@ TINYC_INLINE void tinyc_rnn_s8(const tinyc_rnn_t *p, const int8_t *x, int8_t *y,
       tinyc_rnn_xblock(p->wl, &p->x, src, nb, n4, pre, xbuf);
       for (j = 0; j < nb; ++j) {
         int16_t *pt = pre + j * n4;
-        uint32_t fh;
-        const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
-        tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, n4, pt, 1);
+        if (p->h.sp_cnt) {
+          tinyc_rnn_spgates(&p->h, hb, 0, n4, pt, 1);
+        } else {
+          uint32_t fh;
+          const void *rh = tinyc_rnn_row(hb, n, p->wl, hbuf, &fh);
+          tinyc_rnn_gates(p->wl, &p->h, rh, fh, 0, n4, pt, 1);
+        }
         u = 0;
 #if TINYC_MVE
         if (relu || p->out_shift < 0) {

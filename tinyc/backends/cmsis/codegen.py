@@ -17,6 +17,7 @@ from tinyc.backends.cmsis.cwriter import C_TYPES, CContext, format_array
 from tinyc.backends.cmsis.emit import get_emitter
 from tinyc.backends.cmsis.emit.dwq_asm import assembly_file
 from tinyc.backends.cmsis.emit.matrix import TARGETS
+from tinyc.backends.cmsis.emit.skip import guard_body
 from tinyc.backends.cmsis.fusion import fused_view, fusion_candidates, fusions
 from tinyc.errors import UnsupportedError
 from tinyc.ir.graph import Graph
@@ -35,6 +36,7 @@ RUNTIME_HEADERS = (
     "tinyc_kernels.h",
     "tinyc_nn.h",
     "tinyc_rnn.h",
+    "tinyc_sparse.h",
 )
 
 
@@ -170,6 +172,7 @@ def generate_model(
         get_emitter(node, kernels).emit(node, view, c)
         if not c.body:
             continue  # e.g. a RESHAPE that is a view of its input
+        c.body = guard_body(node, view, c, c.body)  # a skippable node (tinyc.ir.ops.skip)
         ins = [g.tensors[x] for x in node.inputs if x and not g.tensors[x].is_const]
         shapes = " ".join("x".join(map(str, t.shape)) for t in ins)
         out = "x".join(map(str, g.tensors[next(o for o in node.outputs if o)].shape))

@@ -125,6 +125,21 @@ def _boundary_transposes(g: Graph) -> tuple[list[Node], list[Node]]:
     return head, tail
 
 
+def require_tflite_ops(g: Graph) -> None:
+    """Refuse tinyc's own ops that no TFLite operator computes, naming the C backend.
+
+    KRONECKER_FC: expanding W = sum_r A_r (x) B_r back into a dense FULLY_CONNECTED would
+    silently undo the compression (and its int8 scheme is tinyc's), so neither int8 nor
+    float graphs are lowered: an error."""
+    for node in g.nodes:
+        if node.op == "KRONECKER_FC":
+            raise UnsupportedError(
+                f"node {node.name!r} is a Kronecker-factored fully-connected layer "
+                "(KRONECKER_FC, from --kronecker or tinyc.torch.KroneckerLinear), which TFLite "
+                "Micro has no operator for: compile it with the C backend (--backend cmsis)"
+            )
+
+
 def lower_for_tflite(g: Graph, file_layout: bool = True, notes: list[str] | None = None) -> Graph:
     """A copy of ``g`` whose every node maps onto one TFLite operator.
 
@@ -133,6 +148,7 @@ def lower_for_tflite(g: Graph, file_layout: bool = True, notes: list[str] | None
     unrolled and LSTMs take TFLM's form (see tinyc.backends.tflm.recurrent); what
     ``compile`` should say about that is appended to ``notes``.
     """
+    require_tflite_ops(g)
     unrolled, rec_notes, _ = lower_recurrent(g)
     if notes is not None:
         notes.extend(rec_notes)

@@ -40,6 +40,14 @@ from tinyc.boards import Board
 from tinyc.errors import TinycError
 from tinyc.fsutil import atomic_dir
 from tinyc.ir.graph import Graph
+from tinyc.manifest import (
+    MANIFEST,
+    CompileReport,
+    io_entry,
+    manifest_base,
+    test_vectors,
+    total_macs,
+)
 from tinyc.templating import template_env
 
 TFLM_COMMIT = "90b983c2b3f1480642e040bbd2ddb37b998f3424"
@@ -270,14 +278,6 @@ def compile_tflm_project(
     g: Graph, board: Board, out_dir: str | Path, opts: Any, qreport: Any = None
 ) -> Any:
     """Write the TFLM project for ``g`` (already int8 or float) into ``out_dir``."""
-    from tinyc.compiler import (
-        MANIFEST,
-        CompileReport,
-        _io,
-        manifest_base,
-        test_vectors,
-        total_macs,
-    )
     from tinyc.emulate import render_project
     from tinyc.interpreter import run as run_reference
     from tinyc.modelio import to_external
@@ -344,8 +344,8 @@ def compile_tflm_project(
             "macs": total_macs(g),
             "operators": [u.name for u in tm.facts.ops],
             "npu_operators": [u.name for u in tm.vela_facts.ops] if tm.vela_facts else None,
-            "inputs": [_io(g, n) for n in g.inputs],
-            "outputs": [_io(g, n) for n in g.outputs],
+            "inputs": [io_entry(g, n) for n in g.inputs],
+            "outputs": [io_entry(g, n) for n in g.outputs],
             "vela": tm.vela.to_json() if tm.vela else None,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -6,7 +6,9 @@ subgraphs, translates each node (layouts tracked per tensor so NCHW <-> NHWC tra
 only appear where data really moves; a QOperator node as the dequantize - float op -
 quantize island it stands for, see ``ops_qlinear``), then runs the cleanup passes: layout
 simplification, Mul/Add folding into convolutions, activation fusion, Q/DQ fusion into
-int8 ops and folding the flatten transpose into fully connected weights.
+int8 ops, Kronecker-factored layers (``tinyc.torch.KroneckerLinear``'s exported
+Reshape -> MatMul -> MatMul -> ReduceSum pattern, see ``tinyc.passes.fuse_kronecker``) as
+KRONECKER_FC, and folding the flatten transpose into fully connected weights.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tinyc.passes.fold_affine import fold_affine
 from tinyc.passes.fold_constants import fold_constants
 from tinyc.passes.fold_transpose_fc import fold_transpose_fc
 from tinyc.passes.fuse_activations import fuse_activations
+from tinyc.passes.fuse_kronecker import fuse_kronecker
 from tinyc.passes.fuse_qdq import fuse_qdq
 from tinyc.passes.prune_outputs import prune_outputs
 from tinyc.passes.simplify_layout import simplify_layout
@@ -33,6 +36,7 @@ PIPELINE = [
     fuse_activations,
     fuse_qdq,
     fold_constants,
+    fuse_kronecker,
     fold_transpose_fc,
     simplify_layout,
 ]

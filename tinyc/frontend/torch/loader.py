@@ -19,8 +19,11 @@ _FLAT_WEIGHTS_WARNING = r"The tensor attributes .*_flat_weights\[0\].* were assi
 
 
 def from_exported_program(ep: Any, name: str = "model") -> Graph:
-    """Convert a ``torch.export.ExportedProgram`` into a float Graph."""
-    return Converter(ep, name).run()
+    """Convert a ``torch.export.ExportedProgram`` into a float Graph (KroneckerLinear's
+    reshape / matmul / sum sequence as KRONECKER_FC: tinyc.passes.fuse_kronecker)."""
+    from tinyc.passes.fuse_kronecker import fuse_kronecker
+
+    return fuse_kronecker(Converter(ep, name).run())
 
 
 def export_module(module: Any, example_inputs: tuple, name: str = "model") -> Graph:

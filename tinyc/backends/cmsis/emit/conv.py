@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinyc.backends.cmsis.cwriter import CContext
+from tinyc.backends.cmsis.emit import sparse
 from tinyc.backends.cmsis.emit.base import Emitter, emitter, require_int8
 from tinyc.backends.cmsis.emit.dwq_asm import DwqGeometry, row_kernel
 from tinyc.backends.cmsis.emit.dwq_asm import supported as dwq_supported
@@ -200,21 +201,58 @@ class ConvEmitter(Emitter):
         layout = layout_for(target)
         geo = _geometry(node, g)
         k = geo["k_h"] * geo["k_w"] * self.group_in_c(node, g)
-        return layout.conv_scratch(k, self.direct(node, g, layout))
+        dense = layout.conv_scratch(k, self.direct(node, g, layout))
+        if sparse.use_sparse(node, g, target):  # (a fused member stays dense: the larger)
+            return max(dense, sparse.conv_scratch(k, self.sparse_direct(node, g), target))
+        return dense
+
+    @staticmethod
+    def sparse_direct(node: Node, g: Graph) -> bool:
+        """tinyc_spconv_s8 reads a 1x1 unpadded kernel's rows in place (any in_c)."""
+        w = g.inp(node, 1)
+        assert w is not None
+        return tuple(w.shape[1:3]) == (1, 1) and not any(attr(node, "pads"))
 
     def overlap(self, node, g, target):
         x = g.inp(node, 0)
         assert x is not None
         if x.shape[0] != 1 or self.group_in_c(node, g) != x.shape[3]:
             return None
+        if sparse.use_sparse(node, g, target):
+            return None  # rows read in place while a block's outputs are written
         layout = layout_for(target)
         lead = conv_lead(_geometry(node, g), self.direct(node, g, layout), layout)
         return Overlap(node.inputs[0], lead)
 
     def emit(self, node, g, c):
         pixels = g.out(node).shape[1] * g.out(node).shape[2]
+        if sparse.use_sparse(node, g, c.target):
+            _per_image(c, node, g, lambda i, o: self.sparse_call(node, g, c, i, o, pixels))
+            return
         _per_image(c, node, g, lambda i, o: self.calls(node, g, c, i, o, "0", str(pixels),
                                                        c.scratch()))  # fmt: skip
+
+    def sparse_call(self, node: Node, g: Graph, c: CContext, src: str, dst: str,
+                    pixels: int) -> str:  # fmt: skip
+        """tinyc_spconv_s8 over every output pixel of one image (tinyc_sparse.h)."""
+        require_int8(node, g)
+        w = g.inp(node, 1)
+        assert w is not None and w.data is not None
+        geo = _geometry(node, g)
+        rq = get_op("CONV_2D").requant(node, g)
+        bias = folded_bias(node, g, rq, True)
+        q, right_only = _records(c, node.name, CHANNELS, rq, bias)
+        cnt, idx, val = sparse.emit_arrays(c, node.name, w.data.reshape(geo["out_c"], -1))
+        c.need_header("tinyc_sparse.h")
+        dims = ", ".join(str(geo[k]) for k in ("in_h", "in_w", "in_c"))
+        dims += f", {geo['in_c']}, {geo['out_w']}, {geo['out_c']}, {geo['out_c']}, "
+        dims += ", ".join(str(geo[k]) for k in ("k_h", "k_w", "s_h", "s_w", "dil_h", "dil_w",
+                                                 "pad_t", "pad_l"))  # fmt: skip
+        return (
+            f"tinyc_spconv_s8({src}, {dims}, {rq.input_zp}, "
+            f"{int(self.sparse_direct(node, g))}, {cnt}, {idx}, {val}, {q}, {rq.output_zp}, "
+            f"{rq.act_min}, {rq.act_max}, {right_only}, 0, {pixels}, {dst}, {c.scratch()});"
+        )
 
     def calls(
         self, node: Node, g: Graph, c: CContext, src: str, dst: str, p0: str, p1: str,
@@ -448,9 +486,13 @@ class FullyConnectedEmitter(Emitter):
     def scratch(self, node, g, target):
         w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and x is not None
+        if sparse.use_sparse(node, g, target):
+            return 0  # rows read in place
         return layout_for(target).fc_scratch(w.shape[1], x.size // w.shape[1])
 
     def scratch_over(self, node, g, target):
+        if sparse.use_sparse(node, g, target):
+            return None
         # one row, nothing gathered: widened to int16 pairs from its end down (DSP), or
         # moved and flipped to x + 128 (cores without DSP; see tinyc_row_s8)
         w, x = g.inp(node, 1), g.inp(node, 0)
@@ -466,6 +508,9 @@ class FullyConnectedEmitter(Emitter):
         assert w is not None and w.data is not None and x is not None
         out_c, k = w.shape
         bias = folded_bias(node, g, rq, True)
+        if sparse.use_sparse(node, g, c.target):
+            self.emit_sparse(node, g, c, rq, bias)
+            return
         q, right_only = _records(c, node.name, layout, rq, layout.kernel_bias(w.data, bias))
         wdata, ctype = layout.pack_weights(w.data)
         wsym = c.const_array(f"w_{node.name}", wdata, ctype)
@@ -476,4 +521,19 @@ class FullyConnectedEmitter(Emitter):
             f"tinyc_fc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {layout.code}, "
             f"{wsym}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
             f"{_fc_fast(w.data, bias, rq, right_only)}, {c.ptr(node.outputs[0])}, {scratch});"
+        )
+
+    def emit_sparse(self, node: Node, g: Graph, c: CContext, rq: Requant, bias: np.ndarray
+                    ) -> None:  # fmt: skip
+        """tinyc_spfc_s8 (tinyc_sparse.h): the weights without their zeros."""
+        w, x = g.inp(node, 1), g.inp(node, 0)
+        assert w is not None and w.data is not None and x is not None
+        out_c, k = w.shape
+        q, right_only = _records(c, node.name, CHANNELS, rq, bias)
+        cnt, idx, val = sparse.emit_arrays(c, node.name, w.data)
+        c.need_header("tinyc_sparse.h")
+        c.call(
+            f"tinyc_spfc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {cnt}, "
+            f"{idx}, {val}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
+            f"{c.ptr(node.outputs[0])});"
         )

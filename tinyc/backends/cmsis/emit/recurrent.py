@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.backends.cmsis.cwriter import CContext
+from tinyc.backends.cmsis.emit import sparse
 from tinyc.backends.cmsis.emit.base import Emitter, emitter
 from tinyc.backends.cmsis.emit.matrix import MatrixLayout, layout_for
 from tinyc.errors import UnsupportedError
@@ -92,6 +93,16 @@ def gates_of(node: Node, g: Graph) -> tuple[list[Gate], int, int]:
     return gates, q.x_zp, q.h_zp
 
 
+def stacked(mats: list[np.ndarray]) -> np.ndarray:
+    """Every gate's [hidden, k] int8 matrix stacked, each padded to a multiple of 4 rows."""
+    hidden, k = mats[0].shape
+    h4 = _round_up(hidden, 4)
+    w = np.zeros((h4 * len(mats), k), np.int8)
+    for gi, m in enumerate(mats):
+        w[gi * h4 : gi * h4 + hidden] = m
+    return w
+
+
 def _stack(
     c: CContext,
     layout: MatrixLayout,
@@ -100,20 +111,32 @@ def _stack(
     biases: list[np.ndarray],
     rq: list[tuple[int, int]],
     zp: int,
+    sparse_w: bool = False,
 ) -> str:
-    """One gate matrix: weights in the target layout, per-row folded bias, multiplier, shift;
-    returns the C initializer of its tinyc_gate_mat_t."""
+    """One gate matrix: weights in the target layout (or without their zeros, tinyc_sparse.h's
+    encoding, when ``sparse_w``), per-row folded bias, multiplier, shift; returns the C
+    initializer of its tinyc_gate_mat_t."""
     hidden, k = mats[0].shape
     h4 = _round_up(hidden, 4)
     rows = h4 * len(mats)
-    w = np.zeros((rows, k), np.int8)
+    w = stacked(mats)
     bias = np.zeros(rows, np.int64)
     mult = np.array([mu for mu, _ in rq], np.int32)
     shift = np.array([sh for _, sh in rq], np.int32)
     for gi, (m, b) in enumerate(zip(mats, biases, strict=True)):
-        w[gi * h4 : gi * h4 + hidden] = m
         # sum((v - zp) * w) = sum(v * w) - zp * sum(w): the last term joins the bias
         bias[gi * h4 : gi * h4 + hidden] = b - zp * m.astype(np.int64).sum(axis=1)
+    if sparse_w:
+        if bias.min(initial=0) < INT32[0] or bias.max(initial=0) > INT32[1]:
+            raise UnsupportedError(f"{tag}: folded bias exceeds int32")
+        sw = sparse.encode(w)
+        starts = np.concatenate([[0], np.cumsum(sw.per_seg.sum(axis=1))])[::h4][: len(mats)]
+        cnt, idx, val = sparse.emit_arrays(c, tag, w)
+        osym = c.const_array(f"so_{tag}", starts.astype(np.int32), "int32_t")
+        bsym = c.const_array(f"b_{tag}", bias.astype(np.int32), "int32_t")
+        msym = c.const_array(f"m_{tag}", mult, "int32_t")
+        ssym = c.const_array(f"s_{tag}", shift, "int32_t")
+        return f"{{0, {bsym}, {msym}, {ssym}, {k}, {h4}, {cnt}, {idx}, {val}, {osym}}}"
     bias = layout.kernel_bias(w, bias)
     if bias.min(initial=0) < INT32[0] or bias.max(initial=0) > INT32[1]:
         raise UnsupportedError(f"{tag}: folded bias exceeds int32")
@@ -170,10 +193,13 @@ class RecurrentEmitter(Emitter):
         layout = layout_for(c.target)
         gates, x_zp, h_zp = gates_of(node, g)
         tag = node.name
+        xsp, hsp = sparse.use_sparse_gates(node, g, c.target)
         xmat = _stack(c, layout, f"{tag}_x", [gt.w for gt in gates], [gt.x_bias for gt in gates],
-                      [gt.gx for gt in gates], x_zp)  # fmt: skip
+                      [gt.gx for gt in gates], x_zp, xsp)  # fmt: skip
         hmat = _stack(c, layout, f"{tag}_h", [gt.r for gt in gates], [gt.h_bias for gt in gates],
-                      [gt.gh for gt in gates], h_zp)  # fmt: skip
+                      [gt.gh for gt in gates], h_zp, hsp)  # fmt: skip
+        if xsp or hsp:
+            c.need_header("tinyc_sparse.h")
         table = c.const_array("tinyc_sigmoid_q16", fp.sigmoid_table_q16().astype(np.uint16),
                               "uint16_t")  # fmt: skip
         common = (

@@ -1,0 +1,306 @@
+"""Sparse weights (tinyc_sparse.h, tinyc.backends.cmsis.emit.sparse): the encoding round
+trips; FULLY_CONNECTED, CONV_2D 1x1 and 3x3 with pruned int8 weights run bit-exact with the
+reference interpreter on the host (every target's kernels) and in QEMU on M0+, M4, M7 and
+M55; the backend keeps the dense kernels below the cost model's break-even; estimate is
+within 10 % of the measured instructions of sparse layers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import graphs
+import numpy as np
+import pytest
+from c_host import build_host, run_host
+
+from tinyc import interpreter
+from tinyc.backends.cmsis.codegen import generate_model
+from tinyc.backends.cmsis.emit import sparse
+from tinyc.compiler import CompileOptions, compile_model
+from tinyc.ir.graph import Graph
+from tinyc.modelio import random_inputs
+
+BOARDS = {"M0+": "rpi-pico", "M4": "nucleo-l4r5zi", "M7": "nucleo-f746", "M55": "corstone-300"}
+needs_arm = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+    reason="arm-none-eabi-gcc and qemu-system-arm are not installed",
+)
+
+
+def pruned(g: Graph, sparsity: float, seed: int = 0) -> Graph:
+    """Zero a random ``sparsity`` of the layer's weights (unstructured)."""
+    w = g.tensors["w"]
+    keep = np.random.default_rng(seed).random(w.data.shape) >= sparsity
+    w.data = np.where(keep, w.data, 0).astype(np.int8)
+    return g
+
+
+def cases() -> list[tuple[str, Graph]]:
+    return [
+        ("fc_k600", pruned(graphs.fully_connected(1, 1, 600, 37, "RELU"), 0.8, 1)),
+        ("fc_rows7", pruned(graphs.fully_connected(2, 7, 100, 9), 0.5, 2)),
+        ("fc_95", pruned(graphs.fully_connected(3, 1, 256, 64, "RELU6", False), 0.95, 3)),
+        ("conv1x1", pruned(graphs.conv(4, 6, 7, 8, 10, (1, 1), (1, 1), (1, 1), (0,) * 4), 0.8, 4)),
+        (
+            "conv3x3",
+            pruned(graphs.conv(5, 9, 8, 5, 12, (3, 3), (2, 1), (1, 1), (1,) * 4, "RELU6"), 0.7, 5),
+        ),  # fmt: skip
+        (
+            "conv3x3_dil",
+            pruned(graphs.conv(6, 11, 10, 16, 7, (3, 3), (1, 1), (2, 2), (2,) * 4), 0.9, 6),
+        ),  # fmt: skip
+    ]
+
+
+CASES = cases()
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    monkeypatch.setenv("TINYC_SPARSE", "on")
+
+
+def test_encoding_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    for out_c, k, density in [(5, 3, 0.5), (7, 255, 1.0), (4, 256, 0.9), (3, 700, 0.2), (2, 9, 0)]:
+        w = rng.integers(-128, 128, (out_c, k)).astype(np.int8)
+        w[rng.random(w.shape) >= density] = 0
+        sw = sparse.encode(w)
+        assert sw.idx.max(initial=0) < sparse.SEG and sw.cnt.max(initial=0) <= sparse.SEG
+        assert sw.val.size == np.count_nonzero(w) and sw.nbytes == 2 * sw.val.size + sw.cnt.size
+        np.testing.assert_array_equal(sparse.decode(sw, out_c, k), w)
+
+
+@pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
+@pytest.mark.parametrize("name, g", CASES, ids=[n for n, _ in CASES])
+def test_on_host_bit_exact(name: str, g: Graph, target: str, tmp_path: Path, forced) -> None:
+    gen = generate_model(g, g.name, target)
+    assert "tinyc_sp" in gen.files["model/model.c"]
+    exe = build_host(gen, tmp_path)
+    for seed in range(2):
+        case = random_inputs(g, seed)
+        ref = interpreter.run(g, case)
+        (got,) = run_host(exe, gen, case)
+        np.testing.assert_array_equal(got, ref["y"].reshape(got.shape))
+
+
+def test_dense_and_sparse_code_agree(tmp_path: Path, monkeypatch) -> None:
+    """The same pruned weights through the dense and the sparse kernels: the same bytes."""
+    _, g = CASES[0]
+    case = random_inputs(g, 7)
+    outs = []
+    for mode in ("off", "on"):
+        monkeypatch.setenv("TINYC_SPARSE", mode)
+        gen = generate_model(g, g.name, "dsp")
+        assert ("tinyc_spfc_s8(" in gen.files["model/model.c"]) == (mode == "on")
+        (got,) = run_host(build_host(gen, tmp_path / mode), gen, case)
+        outs.append(got)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def _qemu_failures(core: str, gs: list[tuple[str, Graph]], tmp_path: Path) -> list[str]:
+    from tinyc.runner import EmulatedProject
+
+    failures = []
+    for name, g in gs:
+        project = tmp_path / name
+        compile_model(g, CompileOptions(board=BOARDS[core]), project, log=lambda m: None)
+        assert "tinyc_sp" in (project / "model" / "model.c").read_text()
+        ep = EmulatedProject.build(project)
+        for seed in range(2):
+            r = ep.run_case(str(seed), random_inputs(ep.graph, seed))
+            if not r.bit_exact:
+                failures.append(f"{name}: {r.mismatches} values")
+    return failures
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.parametrize("core", list(BOARDS))
+def test_in_qemu_bit_exact_fast(core: str, tmp_path: Path, forced) -> None:
+    """One FC and one 3x3 convolution per core kind (the one-row and the block paths)."""
+    assert not _qemu_failures(core, [CASES[0], CASES[4]], tmp_path)
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("core", list(BOARDS))
+def test_in_qemu_bit_exact_all(core: str, tmp_path: Path, forced) -> None:
+    assert not _qemu_failures(core, CASES, tmp_path)
+
+
+def _calibrated(target: str) -> bool:
+    cal = sparse._calibration(sparse.REFERENCE_CORE[target])
+    return cal is not None and cal.kernel("tinyc_spfc_s8") is not None
+
+
+@pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
+def test_dense_below_break_even(target: str, monkeypatch) -> None:
+    """The cost model picks: a lightly pruned layer keeps its dense kernel, a heavily pruned
+    one goes sparse; the choice follows the costs the model gives."""
+    monkeypatch.setenv("TINYC_SPARSE", "auto")
+    if not _calibrated(target):
+        pytest.skip("sparse kernels not calibrated")
+    light = pruned(graphs.fully_connected(11, 1, 256, 64), 0.3, 1)
+    heavy = pruned(graphs.fully_connected(11, 1, 256, 64), 0.97, 1)
+    costs = sparse.layer_costs(light.nodes[0], light, target)
+    assert costs is not None and costs[1] > costs[0]
+    assert not sparse.use_sparse(light.nodes[0], light, target)
+    assert "tinyc_fc_s8(" in generate_model(light, "m", target).files["model/model.c"]
+    costs = sparse.layer_costs(heavy.nodes[0], heavy, target)
+    assert costs is not None
+    chosen = "tinyc_spfc_s8(" in generate_model(heavy, "m", target).files["model/model.c"]
+    assert chosen == (costs[1] < costs[0])
+    if target != "mve":  # (Helium's dense kernels win even at 97 % on a layer this small)
+        assert chosen
+
+
+def test_random_dense_weights_stay_dense(monkeypatch) -> None:
+    monkeypatch.setenv("TINYC_SPARSE", "on")  # even forced: a few chance zeros are not sparsity
+    g = graphs.fully_connected(12, 1, 300, 50)
+    assert not sparse.use_sparse(g.nodes[0], g, "dsp")
+
+
+def test_flash_report_counts_the_compressed_weights(monkeypatch) -> None:
+    _, g = CASES[2]
+    sizes = {}
+    for mode in ("off", "on"):
+        monkeypatch.setenv("TINYC_SPARSE", mode)
+        sizes[mode] = generate_model(g, g.name, "dsp").const_bytes
+    w = g.tensors["w"].data
+    saved = w.size - sparse.encode(w).nbytes
+    assert sizes["on"] < sizes["off"] - 0.8 * saved
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.parametrize("core", ["M7", "M55"])
+def test_estimate_within_ten_percent(core: str, tmp_path: Path, monkeypatch) -> None:
+    """estimate's instructions for a model of two sparse layers vs QEMU's count."""
+    from tinyc.estimate import estimate_model
+    from tinyc.runner import EmulatedProject
+
+    monkeypatch.setenv("TINYC_SPARSE", "on")
+    target = "mve" if core == "M55" else "dsp"
+    if not _calibrated(target):
+        pytest.skip("sparse kernels not calibrated")
+    g = pruned(graphs.fully_connected(21, 1, 512, 128, "RELU"), 0.85, 21)
+    est = estimate_model(g, BOARDS[core]).to_json()
+    project = tmp_path / "p"
+    compile_model(g, CompileOptions(board=BOARDS[core]), project, log=lambda m: None)
+    ep = EmulatedProject.build(project)
+    r = ep.run_case("0", random_inputs(ep.graph, 0))
+    assert r.bit_exact
+    assert est["instructions"] == pytest.approx(r.instructions, rel=0.10)
+
+
+# ---- recurrent gate matrices (tinyc_rnn.h: tinyc_rnn_spgates / tinyc_rnn_spxblock) ---------
+
+
+def pruned_rnn(case, sparsity: float, seed: int = 0) -> Graph:
+    """An int8 recurrent layer (tests/rnn_graphs.py) with a random ``sparsity`` of every gate
+    weight zeroed (input and recurrent side)."""
+    from rnn_graphs import int8_graph
+
+    from tinyc.ir.ops import get_op
+
+    g = int8_graph(case)
+    node = g.nodes[0]
+    op = get_op(node.op)
+    rng = np.random.default_rng(seed)
+    for first in (op.w_slot, op.r_slot):
+        for k in range(len(op.gates)):
+            w = g.inp(node, first + k)
+            assert w is not None and w.data is not None and w.dtype == "int8"
+            w.data = np.where(rng.random(w.data.shape) >= sparsity, w.data, 0).astype(np.int8)
+    return g
+
+
+def rnn_cases() -> list[tuple[str, Graph]]:
+    from rnn_graphs import Case
+
+    clip = Case("LSTM", batch=2, time=4, input=300, hidden=6, attrs={"cell_clip": 1.0}, seed=6)
+    lbr = Case("GRU", time=5, input=12, hidden=7, reverse=True, seed=8)
+    lbr.attrs["linear_before_reset"] = True
+    return [
+        ("lstm", pruned_rnn(Case("LSTM", time=7, input=10, hidden=9, seed=5), 0.8, 1)),
+        ("lstm_clip_k300", pruned_rnn(clip, 0.9, 2)),
+        ("gru", pruned_rnn(Case("GRU", time=6, input=5, hidden=8, seed=7), 0.8, 3)),
+        ("gru_lbr", pruned_rnn(lbr, 0.85, 4)),
+        ("rnn", pruned_rnn(Case("RNN", time=6, input=9, hidden=11, seed=9), 0.8, 5)),
+    ]
+
+
+RNN_CASES = rnn_cases()
+
+
+@pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
+@pytest.mark.parametrize("name, g", RNN_CASES, ids=[n for n, _ in RNN_CASES])
+def test_recurrent_on_host_bit_exact(
+    name: str, g: Graph, target: str, tmp_path: Path, forced
+) -> None:
+    """Pruned LSTM / GRU / RNN gate matrices through the sparse loops: the same bytes as the
+    reference interpreter (every target's kernels, input side in blocks and alone)."""
+    gen = generate_model(g, g.name, target)
+    src = gen.files["model/model.c"]
+    assert "wc_" in src and "so_" in src  # both matrices encoded sparse
+    exe = build_host(gen, tmp_path)
+    for seed in range(2):
+        case = random_inputs(g, seed)
+        ref = interpreter.run(g, case)
+        got = run_host(exe, gen, case)
+        for name_out, arr in zip(g.outputs, got, strict=True):
+            np.testing.assert_array_equal(arr, ref[name_out].reshape(arr.shape))
+
+
+def test_recurrent_dense_and_sparse_code_agree(tmp_path: Path, monkeypatch) -> None:
+    _, g = RNN_CASES[0]
+    case = random_inputs(g, 3)
+    outs = []
+    for mode in ("off", "on"):
+        monkeypatch.setenv("TINYC_SPARSE", mode)
+        gen = generate_model(g, g.name, "dsp")
+        assert ("so_" in gen.files["model/model.c"]) == (mode == "on")
+        outs.append(run_host(build_host(gen, tmp_path / mode), gen, case))
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_recurrent_dense_below_break_even(monkeypatch) -> None:
+    """The cost model keeps a lightly pruned recurrent layer dense and takes the sparse
+    loops for a heavily pruned one on M7's kernels; the estimate follows the choice."""
+    from rnn_graphs import Case
+
+    monkeypatch.setenv("TINYC_SPARSE", "auto")
+    case = Case("LSTM", time=12, input=32, hidden=24, seed=11)
+    light, heavy = pruned_rnn(case, 0.3, 1), pruned_rnn(case, 0.95, 1)
+    assert sparse.use_sparse_gates(light.nodes[0], light, "dsp") == (False, False)
+    assert "so_" not in generate_model(light, "m", "dsp").files["model/model.c"]
+    dense = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (False, False))
+    both = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (True, True))
+    assert dense is not None and both is not None and both < dense
+    assert sparse.use_sparse_gates(heavy.nodes[0], heavy, "dsp") == (True, True)
+    assert "so_" in generate_model(heavy, "m", "dsp").files["model/model.c"]
+
+
+@needs_arm
+@pytest.mark.qemu
+def test_recurrent_in_qemu_bit_exact_m7(tmp_path: Path, monkeypatch) -> None:
+    """A pruned LSTM and GRU through the sparse loops on M7 (QEMU): bit-exact with the
+    reference interpreter and with the dense build of the same weights."""
+    from tinyc.runner import EmulatedProject
+
+    for name, g in (RNN_CASES[0], RNN_CASES[2]):
+        counts = {}
+        for mode in ("off", "on"):
+            monkeypatch.setenv("TINYC_SPARSE", mode)
+            project = tmp_path / f"{name}_{mode}"
+            compile_model(g, CompileOptions(board=BOARDS["M7"]), project, log=lambda m: None)
+            assert ("so_" in (project / "model" / "model.c").read_text()) == (mode == "on")
+            ep = EmulatedProject.build(project)
+            r = ep.run_case("0", random_inputs(ep.graph, 0))
+            assert r.bit_exact, f"{name} ({mode}): {r.mismatches} values differ"
+            counts[mode] = r.instructions
+        print(name, counts)

@@ -1,0 +1,275 @@
+"""Sparse weights in the C backend: the compressed encoding of an int8 weight matrix with
+zeros (tinyc/runtime/tinyc_sparse.h) and the per-layer choice between the dense kernels of
+tinyc_nn.h and the sparse ones.
+
+Sparsity belongs to the constant tensor: any FULLY_CONNECTED or CONV_2D whose weights hold
+zeros (pruned by tinyc or elsewhere) is a candidate, and the backend takes the sparse kernel
+only when tinyc's cost model (tinyc/data/estimate_cmsis.json, the kernels
+``tinyc_spfc_s8`` / ``tinyc_spconv_s8`` calibrated by bench/estimate_calibrate.py) says it
+executes fewer instructions than the dense one on the target's core. Below that break-even
+sparsity the layer keeps its dense code.
+
+``TINYC_SPARSE`` (environment): ``auto`` (default, the cost model), ``off`` (always dense),
+``on`` (sparse whenever at least a quarter of the weights are zeros: calibration and
+benchmarks).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyc.ir.graph import Graph, Node
+
+#: columns per segment (a uint8 count per channel and segment, uint8 column offsets)
+SEG = 255
+#: the core whose cost model decides for each kernel target of the C backend
+REFERENCE_CORE = {"plain": "cortex-m0plus", "dsp": "cortex-m7", "mve": "cortex-m55+mve"}
+#: TINYC_SPARSE=on takes the sparse kernels for layers at most this dense
+FORCE_DENSITY = 0.75
+#: fewer zeros than this never pay (measured break-evens: 0.37 and up, bench/sparsity.py)
+MIN_ZEROS = 0.3
+#: sparse kernel -> the dense kernel it replaces
+KERNELS = {"tinyc_spfc_s8": "tinyc_fc_s8", "tinyc_spconv_s8": "tinyc_conv_s8"}
+
+
+@dataclass(frozen=True)
+class SparseWeights:
+    cnt: np.ndarray  # uint8 [out_c * nseg]
+    idx: np.ndarray  # uint8 [nnz]
+    val: np.ndarray  # int8 [nnz]
+    per_seg: np.ndarray  # int64 [out_c, nseg]: nonzeros per channel and segment
+
+    @property
+    def nbytes(self) -> int:
+        return self.cnt.nbytes + self.idx.nbytes + self.val.nbytes
+
+
+def encode(w2d: np.ndarray) -> SparseWeights:
+    """[out_c, k] int8 -> counts per (channel, segment), column offsets, values."""
+    w2d = np.asarray(w2d)
+    out_c, k = w2d.shape
+    nseg = max(1, -(-k // SEG))
+    padded = np.zeros((out_c, nseg * SEG), np.int8)
+    padded[:, :k] = w2d
+    seg = padded.reshape(out_c, nseg, SEG)
+    nz = seg != 0
+    per_seg = nz.sum(axis=2).astype(np.int64)
+    # row-major over (channel, segment, column): the order the kernel walks
+    c, s, col = np.nonzero(nz)
+    return SparseWeights(
+        per_seg.reshape(-1).astype(np.uint8),
+        col.astype(np.uint8),
+        seg[c, s, col].astype(np.int8),
+        per_seg,
+    )
+
+
+def decode(sw: SparseWeights, out_c: int, k: int) -> np.ndarray:
+    """The dense [out_c, k] matrix back (tests)."""
+    nseg = sw.per_seg.shape[1]
+    out = np.zeros((out_c, nseg * SEG), np.int8)
+    pos = 0
+    for c in range(out_c):
+        for s in range(nseg):
+            n = int(sw.per_seg[c, s])
+            out[c, s * SEG + sw.idx[pos : pos + n].astype(np.int64)] = sw.val[pos : pos + n]
+            pos += n
+    return out[:, :k]
+
+
+def policy() -> str:
+    p = os.environ.get("TINYC_SPARSE", "auto").strip().lower()
+    return p if p in ("auto", "on", "off") else "auto"
+
+
+def _w2d(node: Node, g: Graph) -> np.ndarray | None:
+    w = g.inp(node, 1)
+    if w is None or w.data is None or w.dtype != "int8":
+        return None
+    if node.op == "FULLY_CONNECTED":
+        return w.data.reshape(w.shape[0], -1)
+    return w.data.reshape(w.shape[0], -1)  # CONV_2D OHWI (one group)
+
+
+def sparse_kernel(node: Node) -> str | None:
+    return {"FULLY_CONNECTED": "tinyc_spfc_s8", "CONV_2D": "tinyc_spconv_s8"}.get(node.op)
+
+
+def candidate(node: Node, g: Graph) -> bool:
+    """A layer the sparse kernels can run: int8 weights with at least one zero, an
+    ordinary (one-group) convolution, int8 activations."""
+    if node.op not in ("FULLY_CONNECTED", "CONV_2D"):
+        return False
+    w2d = _w2d(node, g)
+    if w2d is None or w2d.size == 0 or np.count_nonzero(w2d) == w2d.size:
+        return False
+    x, y = g.inp(node, 0), g.out(node)
+    if x is None or x.dtype != "int8" or y.dtype != "int8":
+        return False
+    if node.op == "CONV_2D":
+        w = g.inp(node, 1)
+        assert w is not None
+        if x.shape[3] != w.shape[3]:  # grouped
+            return False
+    return True
+
+
+@functools.cache
+def _calibration(core: str):
+    from tinyc.estimate.calibration import CoreCalibration, load_data
+
+    cores = load_data()["cores"]
+    if core not in cores:
+        return None
+    return CoreCalibration(core, cores[core])
+
+
+def layer_costs(node: Node, g: Graph, target: str, core: str | None = None
+                ) -> tuple[float, float] | None:  # fmt: skip
+    """(dense, sparse) instructions of the layer on ``core`` (default: the target's
+    reference core) by the cost model; None when the sparse kernel is not calibrated."""
+    from tinyc.estimate.features import dense_features, node_features
+
+    cal = _calibration(core or REFERENCE_CORE[target])
+    kernel = sparse_kernel(node)
+    if cal is None or kernel is None:
+        return None
+    sp_cal, d_cal = cal.kernel(kernel), cal.kernel(KERNELS[kernel])
+    if sp_cal is None or d_cal is None:
+        return None
+    t = cal.target
+    fs = node_features(kernel, node, g, 1, t)
+    fd = dense_features(node, g, t)
+
+    def dot(coef, feats):
+        return sum(coef.get(k, 0.0) * v for k, v in feats.items())
+
+    return dot(d_cal["instructions"], fd.insn), dot(sp_cal["instructions"], fs.insn)
+
+
+#: per-node decisions, keyed by the weights' identity and the target (a graph is emitted
+#: several times: planning each fusion choice, then the code)
+_CHOICES: dict[tuple[str, str, str, str], bool] = {}
+
+
+def use_sparse(node: Node, g: Graph, target: str) -> bool:
+    """Whether the backend emits the sparse kernel for ``node`` on ``target``."""
+    mode = policy()
+    if mode == "off" or not candidate(node, g):
+        return False
+    w2d = _w2d(node, g)
+    assert w2d is not None
+    if mode == "on":  # (random dense weights hold a few zeros by chance: not those)
+        return np.count_nonzero(w2d) <= FORCE_DENSITY * w2d.size
+    if np.count_nonzero(w2d) > (1 - MIN_ZEROS) * w2d.size:
+        return False  # below every measured break-even: not worth costing
+    w, x = g.inp(node, 1), g.inp(node, 0)
+    assert w is not None and w.data is not None and x is not None
+    digest = hashlib.sha1(np.ascontiguousarray(w.data).tobytes()).hexdigest()
+    key = (digest, node.name, target, str(x.shape))
+    if key not in _CHOICES:
+        costs = layer_costs(node, g, target)
+        _CHOICES[key] = costs is not None and costs[1] < costs[0]
+    return _CHOICES[key]
+
+
+def sparse_weight_bytes(node: Node, g: Graph) -> int:
+    w2d = _w2d(node, g)
+    assert w2d is not None
+    return encode(w2d).nbytes
+
+
+def emit_arrays(c, tag: str, w2d: np.ndarray) -> tuple[str, str, str]:
+    """The three constant arrays of the encoding; returns their C symbols."""
+    sw = encode(w2d)
+    cnt = c.const_array(f"wc_{tag}", sw.cnt, "uint8_t")
+    idx = c.const_array(f"wi_{tag}", sw.idx, "uint8_t")
+    val = c.const_array(f"wv_{tag}", sw.val, "int8_t")
+    return cnt, idx, val
+
+
+#: rows per block of the sparse kernels (TINYC_SP_ROWS)
+SP_ROWS = {"plain": 2, "dsp": 4, "mve": 4}
+
+
+def conv_scratch(k: int, direct: bool, target: str) -> int:
+    return 0 if direct else SP_ROWS[target] * k
+
+
+# ---- recurrent gate matrices (tinyc_rnn.h: tinyc_rnn_spgates, tinyc_rnn_spxblock) ---------
+
+RECURRENT_KERNELS = {"LSTM": "tinyc_lstm_s8", "GRU": "tinyc_gru_s8", "RNN": "tinyc_rnn_s8"}
+
+
+def gate_matrices(node: Node, g: Graph) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stacked input-side and recurrent-side int8 gate matrices of a quantized LSTM /
+    GRU / RNN as the backend lays them out (None: not a quantized recurrent layer)."""
+    from tinyc.backends.cmsis.emit.recurrent import gates_of, stacked
+    from tinyc.ir.ops import get_op
+
+    if node.op not in RECURRENT_KERNELS or not get_op(node.op).quantized(node, g):
+        return None
+    gates, _, _ = gates_of(node, g)
+    if any(gt.w.dtype != np.int8 or gt.r.dtype != np.int8 for gt in gates):
+        return None
+    return stacked([gt.w for gt in gates]), stacked([gt.r for gt in gates])
+
+
+def recurrent_costs(node: Node, g: Graph, target: str, sides: tuple[bool, bool],
+                    core: str | None = None) -> float | None:  # fmt: skip
+    """Instructions of the recurrent layer with the given matrices sparse, by the cost model
+    (the sparse loops costed with tinyc_spfc_s8's coefficients); None if uncalibrated."""
+    from tinyc.estimate.features import recurrent
+
+    cal = _calibration(core or REFERENCE_CORE[target])
+    if cal is None:
+        return None
+    own, sp = cal.kernel("tinyc_rnn.h"), cal.kernel("tinyc_spfc_s8")
+    if own is None or (any(sides) and sp is None):
+        return None
+    f = recurrent(node, g, 1, cal.target, sides)
+
+    def dot(coef, feats):
+        return sum(coef.get(k, 0.0) * v for k, v in feats.items())
+
+    total = dot(own["instructions"], f.insn)
+    for feats in f.borrowed.values():
+        total += dot(sp["instructions"], feats)
+    return total
+
+
+def use_sparse_gates(node: Node, g: Graph, target: str) -> tuple[bool, bool]:
+    """Whether the backend runs a recurrent layer's (input-side, recurrent-side) gate
+    matrix through the sparse loops on ``target``: each where the cost model says the layer
+    executes fewer instructions so (TINYC_SPARSE as for the other layers)."""
+    mode = policy()
+    mats = gate_matrices(node, g) if mode != "off" else None
+    if mats is None:
+        return False, False
+    dens = [np.count_nonzero(m) / max(1, m.size) for m in mats]
+    if mode == "on":
+        return dens[0] <= FORCE_DENSITY, dens[1] <= FORCE_DENSITY
+    if min(dens) > 1 - MIN_ZEROS:
+        return False, False
+    digest = hashlib.sha1(b"".join(np.ascontiguousarray(m).tobytes() for m in mats)).hexdigest()
+    key = (digest, node.name, target, "rnn")
+    if key not in _RNN_CHOICES:
+        dense = recurrent_costs(node, g, target, (False, False))
+        pick = [False, False]
+        if dense is not None:
+            for side in (0, 1):
+                if dens[side] > 1 - MIN_ZEROS:
+                    continue
+                sides = (side == 0, side == 1)
+                cost = recurrent_costs(node, g, target, sides)
+                pick[side] = cost is not None and cost < dense
+        _RNN_CHOICES[key] = (pick[0], pick[1])
+    return _RNN_CHOICES[key]
+
+
+_RNN_CHOICES: dict[tuple[str, str, str, str], tuple[bool, bool]] = {}
