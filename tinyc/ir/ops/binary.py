@@ -13,6 +13,7 @@ from tinyc.errors import TinycError
 from tinyc.ir import fixedpoint as fp
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops.base import OpDef, Spec, broadcast_shape, clamp_cast, register
+from tinyc.ir.ops.elementwise import AddSubParams
 from tinyc.ir.tensor import Tensor
 
 
@@ -95,27 +96,13 @@ class Minimum(_MinMax):
 # -- SQUARED_DIFFERENCE ---------------------------------------------------------------------
 
 
-@dataclass
-class SquaredDifferenceParams:
-    """TFLM's ArithmeticParams of int8 SQUARED_DIFFERENCE (left shift 7)."""
-
-    left_shift: int
-    input1_zp: int
-    input2_zp: int
-    output_zp: int
-    input1_multiplier: int
-    input1_shift: int
-    input2_multiplier: int
-    input2_shift: int
-    output_multiplier: int
-    output_shift: int
-
-
 @register
 class SquaredDifference(_Elementwise2):
     kind = "SQUARED_DIFFERENCE"
 
-    def params_int8(self, node: Node, g: Graph) -> SquaredDifferenceParams:
+    def params_int8(self, node: Node, g: Graph) -> AddSubParams:
+        """TFLM's ArithmeticParams of int8 SQUARED_DIFFERENCE: ADD's, with 7 bits of headroom
+        and the output rescale of the squared difference (no fused activation)."""
         a, b = _two(node, g)
         y = g.out(node)
         assert a.quant and b.quant and y.quant
@@ -125,8 +112,8 @@ class SquaredDifference(_Elementwise2):
         m2, s2 = fp.quantize_multiplier(float(b.quant.s) / twice_max)
         real_out = twice_max * twice_max / float(np.float32(1 << (2 * left_shift)) * y.quant.s)
         mo, so = fp.quantize_multiplier(real_out)
-        return SquaredDifferenceParams(
-            left_shift, a.quant.zp, b.quant.zp, y.quant.zp, m1, s1, m2, s2, mo, so
+        return AddSubParams(
+            left_shift, a.quant.zp, b.quant.zp, y.quant.zp, m1, s1, m2, s2, mo, so, -128, 127
         )
 
     def eval_quant(self, node, g, xs):
