@@ -52,11 +52,6 @@ def hard_sigmoid_op(b: Builder, node: onnx.NodeProto) -> None:
     b.bind(node.output[0], hard_sigmoid(b, v.ir, node.output[0], alpha, beta), v.perm)
 
 
-@onnx_op("HardSwish")
-def hard_swish(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "HARD_SWISH")
-
-
 @onnx_op("LeakyRelu")
 def leaky_relu(b: Builder, node: onnx.NodeProto) -> None:
     _unary(b, node, "LEAKY_RELU", {"alpha": float(b.attrs(node).get("alpha", 0.01))})
@@ -98,31 +93,6 @@ def gelu(b: Builder, node: onnx.NodeProto) -> None:
     if approx not in ("none", "tanh"):
         raise b.unsupported(f"approximate={approx!r}")
     _unary(b, node, "GELU", {"approximate": approx == "tanh"})
-
-
-@onnx_op("Erf")
-def erf(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "ERF")
-
-
-@onnx_op("Exp")
-def exp(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "EXP")
-
-
-@onnx_op("Log")
-def log(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "LOG")
-
-
-@onnx_op("Abs")
-def abs_(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "ABS")
-
-
-@onnx_op("Neg")
-def neg(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "NEG")
 
 
 @onnx_op("Reciprocal")

@@ -85,19 +85,30 @@ def _unary(b: Builder, node: onnx.NodeProto, kind: str, attrs: dict | None = Non
     b.bind(node.output[0], out, v.perm)
 
 
-@onnx_op("Relu")
-def relu(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "RELU")
+#: ONNX operators that are one IR elementwise op on a float value, attribute-free
+PLAIN_UNARY = {
+    "Relu": "RELU",
+    "Sigmoid": "LOGISTIC",
+    "Tanh": "TANH",
+    "HardSwish": "HARD_SWISH",
+    "Erf": "ERF",
+    "Exp": "EXP",
+    "Log": "LOG",
+    "Abs": "ABS",
+    "Neg": "NEG",
+    "Sqrt": "SQRT",
+}
 
 
-@onnx_op("Sigmoid")
-def sigmoid(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "LOGISTIC")
+def _plain_unary(kind: str):
+    def translate(b: Builder, node: onnx.NodeProto) -> None:
+        _unary(b, node, kind)
+
+    return translate
 
 
-@onnx_op("Tanh")
-def tanh(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "TANH")
+for _onnx_type, _kind in PLAIN_UNARY.items():
+    onnx_op(_onnx_type)(_plain_unary(_kind))
 
 
 @onnx_op("Clip")

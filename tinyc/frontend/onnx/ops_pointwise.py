@@ -25,11 +25,6 @@ def prelu(b: Builder, node: onnx.NodeProto) -> None:
     b.bind(node.output[0], out, v.perm)
 
 
-@onnx_op("Sqrt")
-def sqrt(b: Builder, node: onnx.NodeProto) -> None:
-    _unary(b, node, "SQRT")
-
-
 @onnx_op("Pow")
 def pow_(b: Builder, node: onnx.NodeProto) -> None:
     """x ** 2 is MUL(x, x), x ** 0.5 is SQRT, x ** 1 is x; other exponents are refused."""
