@@ -346,20 +346,7 @@ TINYC_INLINE int32_t tinyc_rnn_spdot(const int8_t *x, const uint8_t *idx, const 
     while (idx != end) acc += x[*idx++] * *val++;
     return acc;
   }
-#if TINYC_DSP
-  for (; n >= 4; n -= 4, idx += 4, val += 4) {
-    const uint32_t wv = tinyc_load4(val);
-    const int32_t we = tinyc_sxtb16(wv), wo = tinyc_sxtb16_ror8(wv);
-    acc = (int32_t)__smlabb(we, x[idx[0]], acc);
-    acc = (int32_t)__smlabb(wo, x[idx[1]], acc);
-    acc = (int32_t)__smlatb(we, x[idx[2]], acc);
-    acc = (int32_t)__smlatb(wo, x[idx[3]], acc);
-  }
-#elif TINYC_MVE
-  return tinyc_sp_dot1(x, idx, val, n, acc);
-#endif
-  for (; n > 0; --n) acc += x[*idx++] * *val++;
-  return acc;
+  return tinyc_sp_dot1(x, idx, val, n, acc); /* the sparse FC's dot product */
 }
 
 /* One requantized gate value into out (saturating add when `add`). */
