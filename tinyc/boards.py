@@ -82,6 +82,9 @@ class Board:
     npu: Npu | None = None
     renode_platform: str | None = None
     renode_uart: str | None = None
+    #: platform-description lines the chip has but Renode's platform lacks (e.g. a RAM block),
+    #: loaded after ``renode_platform``
+    renode_additions: str | None = None
     boot2: bool = False
     notes: tuple[str, ...] = ()
     #: the start-up clock set-up (``[clock]``: sequence and numbers, see tinyc.clocks)
@@ -293,6 +296,7 @@ def _parse(stem: str, text: str) -> Board:
         npu=None if npu is None else Npu(name=npu["name"], base=npu["base"]),
         renode_platform=d.get("renode_platform"),
         renode_uart=d.get("renode_uart"),
+        renode_additions=d.get("renode_additions"),
         boot2=d.get("boot2", False),
         notes=tuple(d.get("notes", ())),
         clock=dict(d.get("clock", {})),

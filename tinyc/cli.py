@@ -41,6 +41,16 @@ def cli(debug: bool) -> None:
     """
 
 
+_emulator_option = click.option(
+    "--emulator",
+    type=click.Choice(["qemu", "renode"]),
+    default="qemu",
+    show_default=True,
+    help="qemu: the board's emulated twin (same core, exact instruction counts); renode: the "
+    "board's own image (`make board`) on Renode's model of the chip (Renode on PATH or $RENODE).",
+)
+
+
 def _output_option(help_text: str, required: bool = False) -> Callable[[Any], Any]:
     """``-o`` / ``--output`` / ``--output-dir``: one option, the output directory, everywhere."""
     return click.option(
@@ -447,7 +457,8 @@ def _comparison_lines(report: dict) -> list[str]:
 
 def _print_run(report: dict) -> None:
     n = report["instructions_per_inference"]
-    click.echo(f"{report['model']} on {report['board']} (QEMU {report['machine']})")
+    emulator = {"qemu": "QEMU", "renode": "Renode"}[report.get("emulator", "qemu")]
+    click.echo(f"{report['model']} on {report['board']} ({emulator} {report['machine']})")
     for line in _comparison_lines(report):
         click.echo(f"  {line}")
     for note in report.get("notes", []):
@@ -486,6 +497,7 @@ def _print_run(report: dict) -> None:
 )
 @_output_option("Also write the firmware's output_<i>.npy into this directory.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@_emulator_option
 @_compile_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def run_cmd(
@@ -494,18 +506,22 @@ def run_cmd(
     inputs: tuple[str, ...],
     out_dir: Path | None,
     force: bool,
+    emulator: str,
     as_json: bool,
     **kw,
 ) -> None:
-    """Build TARGET (a project directory, or a model with --board) for the board's emulated
-    twin, run it in QEMU, and compare with the reference interpreter."""
+    """Build TARGET (a project directory, or a model with --board), run it in an emulator
+    (QEMU: the board's emulated twin; Renode: the board's own image), and compare with the
+    reference interpreter."""
     import tempfile
 
     from tinyc.compiler import compile_model
     from tinyc.fsutil import atomic_dir, check_writable_target
-    from tinyc.runner import run_project
+    from tinyc.runner import check_emulator, run_project
 
     is_project = _run_target(target, board)
+    if not is_project:
+        check_emulator(board or "", emulator)
     if out_dir is not None:
         check_writable_target(out_dir, force)
     with tempfile.TemporaryDirectory(prefix="tinyc-run-") as tmp:
@@ -516,7 +532,7 @@ def run_cmd(
             if crep.pruning is not None:  # the pruning table, as compile prints it
                 click.echo(crep.pruning.format_text() + "\n", err=True)
         label = None if is_project else f"the {board} project of {target}"
-        report, case, graph = run_project(project, list(inputs) or None, label)
+        report, case, graph = run_project(project, list(inputs) or None, label, emulator)
         report["outputs"] = [
             _output_summary(graph, n, y) for n, y in zip(graph.outputs, case.outputs, strict=True)
         ]
@@ -579,16 +595,25 @@ def _finish_run(report: dict, as_json: bool) -> None:
     show_default=True,
     help="Seeded random cases when --inputs is not given.",
 )
+@_emulator_option
 @_compile_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def validate(
-    model: str, board: str, inputs_dir: str | None, cases: int, as_json: bool, **kw
+    model: str,
+    board: str,
+    inputs_dir: str | None,
+    cases: int,
+    emulator: str,
+    as_json: bool,
+    **kw,
 ) -> None:
-    """Compile MODEL for BOARD, run every case on the emulated twin and on the reference
-    interpreter; exit status 1 on any mismatch."""
+    """Compile MODEL for BOARD, run every case in an emulator (QEMU: the board's emulated
+    twin; Renode: the board's own image) and on the reference interpreter; exit status 1 on
+    any mismatch."""
     from tinyc.runner import validate_model
 
-    report = validate_model(model, board, inputs_dir, cases, _options(board, **kw), log=_warn)
+    opts = _options(board, **kw)
+    report = validate_model(model, board, inputs_dir, cases, opts, log=_warn, emulator=emulator)
     _finish_run(report, as_json)
 
 

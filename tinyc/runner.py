@@ -1,5 +1,10 @@
-"""``tinyc run`` and ``tinyc validate``: build a project for the board's emulated twin, run
-it in QEMU, compare with the reference interpreter, and count instructions per inference."""
+"""``tinyc run`` and ``tinyc validate``: build a project, run it in an emulator, compare with the
+reference interpreter, and count instructions per inference.
+
+Two emulators: QEMU (the default) runs the build for the board's emulated twin (a QEMU machine
+with the same core; exact instruction counts, file I/O over semihosting); Renode runs the
+board's own image (``make board``: its start-up, clocks, console UART and memory map) on
+Renode's model of the chip."""
 
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ import numpy as np
 from tinyc.boards import load_board
 from tinyc.compiler import CompileOptions, compile_model
 from tinyc.emulate import build_firmware, elf_sizes, run_emulated
+from tinyc.emulate.renode import (
+    RenodeSession,
+    check_renode_board,
+    find_renode,
+    renode_machine,
+)
 from tinyc.errors import TinycError
 from tinyc.interpreter import run as run_reference
 from tinyc.ir.graph import Graph
@@ -41,30 +52,86 @@ class CaseResult:
     outputs: list[np.ndarray] = field(default_factory=list)
 
 
+EMULATORS = ("qemu", "renode")
+EMULATOR_NAMES = {"qemu": "QEMU", "renode": "Renode"}
+
+
+def check_emulator(board: str, emulator: str) -> None:
+    """Refuse an emulator that cannot run ``board`` (or is not installed) before any work."""
+    if emulator not in EMULATORS:
+        raise TinycError(f"unknown emulator {emulator!r} (one of {', '.join(EMULATORS)})")
+    if emulator == "renode":
+        check_renode_board(load_board(board))
+        find_renode()
+
+
 @dataclass
 class EmulatedProject:
-    """A compiled project built for its board's emulated twin."""
+    """A compiled project built for an emulator: QEMU (the board's emulated twin) or Renode
+    (the board's own image)."""
 
     project: Path
     graph: Graph
     manifest: dict[str, Any]
     elf: Path
+    emulator: str = "qemu"
+    _renode: RenodeSession | None = None
 
     @classmethod
     def build(
-        cls, project: str | Path, graph: Graph | None = None, label: str | None = None
+        cls,
+        project: str | Path,
+        graph: Graph | None = None,
+        label: str | None = None,
+        emulator: str = "qemu",
     ) -> EmulatedProject:
-        """Build ``project`` for its emulated twin (``label`` names it in errors; fetch
-        progress of TFLM / CMSIS-NN goes to stderr)."""
+        """Build ``project`` for ``emulator`` (``label`` names it in errors; fetch progress of
+        TFLM / CMSIS-NN goes to stderr). Call ``close()`` when done (or use ``with``)."""
         project = Path(project)
         manifest = read_manifest(project)
+        check_emulator(manifest["board"], emulator)
         graph = graph if graph is not None else load_project_graph(project)
-        elf = build_firmware(project, "emu", label=label, progress=_stderr)
-        return cls(project, graph, manifest, elf)
+        target = "board" if emulator == "renode" else "emu"
+        elf = build_firmware(project, target, label=label, progress=_stderr)
+        return cls(project, graph, manifest, elf, emulator)
 
     @property
     def board(self):
         return load_board(self.manifest["board"])
+
+    @property
+    def machine(self) -> str:
+        """The emulated machine: the QEMU machine, or the Renode platform."""
+        if self.emulator == "renode":
+            return renode_machine(self.board)
+        return str(self.board.twin().qemu_machine)
+
+    def _run_firmware(self, ext: list[list[np.ndarray]], expected: list[np.ndarray]):
+        """One firmware run over the steps ``ext`` (external layout)."""
+        if self.emulator == "qemu":
+            return run_emulated(self.elf, self.board, ext[0], more_steps=ext[1:])
+        if len(ext) > 1:
+            raise TinycError(
+                "the board image runs one inference per case; a streaming case of "
+                f"{len(ext)} steps runs in QEMU (--emulator qemu)"
+            )
+        if self._renode is None:
+            resc = self.project / "renode" / f"{self.board.name}.resc"
+            self._renode = RenodeSession(self.elf, self.board, resc, len(self.graph.outputs))
+        as_bytes = [np.ascontiguousarray(x).tobytes() for x in ext[0]]
+        want = [np.ascontiguousarray(x).tobytes() for x in expected]
+        return self._renode.run(as_bytes, want)
+
+    def close(self) -> None:
+        if self._renode is not None:
+            self._renode.close()
+            self._renode = None
+
+    def __enter__(self) -> EmulatedProject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run_case(self, name: str, inputs: list[np.ndarray]) -> CaseResult:
         """``inputs`` in internal layout (for a streaming project: one step or a whole
@@ -76,10 +143,10 @@ class EmulatedProject:
         g = self.graph
         steps = split_steps(g, inputs)
         ext = [[to_external(g, n, x) for n, x in zip(g.inputs, xs, strict=True)] for xs in steps]
-        res = run_emulated(self.elf, self.board, ext[0], more_steps=ext[1:])
         state = State(g)
         per_step = [run_reference(g, xs, state=state) for xs in steps]
         ref = {n: stack_steps(g, n, [r[n] for r in per_step]) for n in g.outputs}
+        res = self._run_firmware(ext, [to_external(g, n, ref[n]) for n in g.outputs])
         outs, mismatches = [], 0
         for name_out, raw in zip(g.outputs, res.outputs, strict=True):
             want = to_external(g, name_out, ref[name_out])
@@ -109,12 +176,14 @@ class EmulatedProject:
         per_inference = counts[0] if counts else None
         stack = max((c.stack_used for c in cases), default=0)
         static = sizes["data"] + sizes["bss"]
-        machine = self.board.twin().qemu_machine
+        machine = self.machine
+        image = "board image" if self.emulator == "renode" else "firmware"
         bit_exact = all(c.bit_exact for c in cases)
         compared = [
             {
                 "compared": "firmware vs int8 reference",
-                "detail": f"the firmware in QEMU {machine} against tinyc's reference "
+                "detail": f"the {image} in {EMULATOR_NAMES[self.emulator]} {machine} against "
+                "tinyc's reference "
                 "interpreter running the project's int8 graph on the same inputs",
                 "cases": len(cases),
                 "bit_exact": bit_exact,
@@ -125,6 +194,7 @@ class EmulatedProject:
         return {
             "model": self.manifest["model"],
             "board": self.manifest["board"],
+            "emulator": self.emulator,
             "machine": machine,
             "ok": bit_exact,
             "compared": compared,
@@ -169,7 +239,10 @@ def _stderr(msg: str) -> None:
 
 
 def run_project(
-    project: str | Path, input_files: list[str] | None, label: str | None = None
+    project: str | Path,
+    input_files: list[str] | None,
+    label: str | None = None,
+    emulator: str = "qemu",
 ) -> tuple[dict[str, Any], CaseResult, Graph]:
     """Check the inputs against the project's model, build, run once, compare (``label``
     names a temporary project in errors)."""
@@ -182,9 +255,9 @@ def run_project(
     else:
         inputs = random_inputs(graph, 0)
         notes.append("input: seeded random values (give -i X.npy for your own)")
-    ep = EmulatedProject.build(project, graph, label)
-    case = ep.run_case("input", inputs)
-    report = ep.report([case])
+    with EmulatedProject.build(project, graph, label, emulator) as ep:
+        case = ep.run_case("input", inputs)
+        report = ep.report([case])
     report["notes"] = notes
     return report, case, ep.graph
 
@@ -196,12 +269,14 @@ def validate_model(
     random_cases: int,
     opts: CompileOptions | None = None,
     log=None,
+    emulator: str = "qemu",
 ) -> dict[str, Any]:
     """Compile ``model`` for ``board`` into a temporary project and run every case:
     the cases of ``inputs_dir`` (reference_io layout) or ``random_cases`` seeded ones.
     Where a case folder also holds ``output_<i>.npy``, the firmware's outputs are compared
     with them too (see ``compare_expected``)."""
     opts = opts or CompileOptions(board=board)
+    check_emulator(board, emulator)
     with tempfile.TemporaryDirectory(prefix="tinyc-validate-") as d:
         project = Path(d) / "project"
         crep = compile_model(model, opts, project, log=log or (lambda m: None))
@@ -214,9 +289,10 @@ def validate_model(
                 cases.append((case.name, load_inputs(graph, case_inputs(case)), case_outputs(case)))
         else:
             cases = [(f"random_{s}", random_inputs(graph, s), []) for s in range(random_cases)]
-        ep = EmulatedProject.build(project, graph, f"the {board} project of {model}")
-        results = [ep.run_case(name, xs) for name, xs, _ in cases]
-        report = ep.report(results)
+        label = f"the {board} project of {model}"
+        with EmulatedProject.build(project, graph, label, emulator) as ep:
+            results = [ep.run_case(name, xs) for name, xs, _ in cases]
+            report = ep.report(results)
         stored = [(name, r, outs) for (name, _, outs), r in zip(cases, results, strict=True)]
         if any(outs for _, _, outs in stored):
             exp = compare_expected(ep, [(n, r, o) for n, r, o in stored if o])

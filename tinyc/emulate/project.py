@@ -37,11 +37,14 @@ from tinyc.errors import TinycError
 from tinyc.templating import template_env
 
 DEFAULT_STACK_BYTES = 16 * 1024
-#: console drivers whose register sequence has run under QEMU (in tests/test_emulate.py)
+#: console drivers whose register sequence has run in an emulator (tests/test_emulate.py,
+#: tests/test_renode.py: the board image in Renode)
 TESTED_DRIVERS = {
     "cmsdk-uart": "QEMU mps2-an386, mps2-an500, mps3-an547",
     "stm32-usart-v1": "QEMU netduinoplus2, whose STM32F405 model has the USART registers but "
-    "does not model RCC or GPIO",
+    "does not model RCC or GPIO; and Renode's STM32F4 Discovery platform",
+    "stm32-usart-v2": "Renode's STM32F746 and STM32H753 platforms",
+    "nrf-uarte": "Renode's nRF52840 platform",
 }
 
 
@@ -115,7 +118,7 @@ def _uart_params(board: Board) -> dict[str, Any]:
             "brr": brr,
             "enable_bits": [tuple(x) for x in p.get("enable_bits", [])],
         }
-    if c.driver == "nrf-uart":
+    if c.driver == "nrf-uarte":
         port, pin = p["tx_port"], p["tx_pin"]
         return {"port": port, "pin": pin, "gpio_base": 0x50000000 + 0x300 * port,
                 "psel": pin | (port << 5)}  # fmt: skip
@@ -367,7 +370,7 @@ def _readme_ctx(
     elif "USB-serial" in connection:
         port = "/dev/ttyUSB0"
     tx = c.params.get("tx_pin")
-    if c.driver == "nrf-uart":
+    if c.driver == "nrf-uarte":
         tx = f"P{c.params['tx_port']}.{c.params['tx_pin']:02d}"
     elif c.driver == "rp2040-uart":
         tx = f"GP{c.params['tx_pin']}"
