@@ -12,6 +12,7 @@ import functools
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from tinyc.errors import TinycError
@@ -368,10 +369,13 @@ def format_boards(boards: list[Board]) -> str:
                 ", ".join(f"{r.name} {_kib(r.size)}" for r in b.memory if not r.usable) or "-",
                 b.console.name,
                 b.twin().qemu_machine or "-",
+                Path(b.renode_platform).stem if b.renode_platform else "-",
             ]
         )
     headers = ["board", "core", "FPU", "ext", "NPU", "clock", "flash", "RAM",
-               "not set up (not counted)", "console", "QEMU"]  # fmt: skip
+               "not set up (not counted)", "console", "QEMU", "Renode"]  # fmt: skip
     return render(headers, rows, right=set()) + (
         "\nflash, RAM: what the generated firmware can use (on-chip RAM: SRAM and TCMs)"
+        "\nQEMU: the twin that runs the code (run/validate default); Renode: the platform that "
+        "runs the board image (--emulator renode)"
     )

@@ -707,7 +707,8 @@ def estimate(model: str, board: str, backend: str, as_json: bool, plot: Path | N
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def boards(as_json: bool) -> None:
-    """The supported boards: core, memories, console, and the QEMU machine of their twin."""
+    """The supported boards: core, memories, console, the QEMU machine of their twin and the
+    Renode platform of their chip."""
     from tinyc.boards import format_boards, list_boards
 
     if as_json:
