@@ -11,6 +11,7 @@ from conftest import REPO
 from tinyc import coverage as cov
 from tinyc.cli import cli
 from tinyc.frontend.tflite import READERS
+from tinyc.frontend.tflite_variables import RESOURCE_OPS
 from tinyc.ir.ops import REGISTRY
 
 
@@ -30,7 +31,8 @@ def test_every_op_and_tflite_reader_is_covered():
     assert by_op["RESHAPE"].tflite == ["EXPAND_DIMS", "RESHAPE", "SQUEEZE"]
     assert by_op["STRIDED_SLICE"].tflite == ["SLICE", "STRIDED_SLICE"]
     assert by_op["LSTM"].tflite == ["UNIDIRECTIONAL_SEQUENCE_LSTM"]
-    assert set(READERS) == set(c.frontend_ops["tflite"])
+    assert set(READERS) | set(RESOURCE_OPS) == set(c.frontend_ops["tflite"])
+    assert by_op["READ_VARIABLE"].tflite == ["READ_VARIABLE", "VAR_HANDLE"]
 
 
 def test_int8_semantics_and_backends():

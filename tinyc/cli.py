@@ -463,11 +463,13 @@ def _print_run(report: dict) -> None:
         click.echo(f"  {line}")
     for note in report.get("notes", []):
         click.echo(f"  note: {note}")
-    if n is not None:
+    if n is not None and report["instructions_per_mac"] is not None:
         click.echo(
             f"  {n:,} instructions per inference ({report['instructions_per_mac']} per MAC, "
             f"{report['macs']:,} MACs)"
         )
+    elif n is not None:
+        click.echo(f"  {n:,} instructions per inference")
     click.echo(
         f"  flash {report['flash_bytes']:,} B, RAM {report['ram_bytes']:,} B "
         f"(arena {report['arena_bytes']:,} B, stack used {report['stack_used_bytes']:,} B)"

@@ -40,6 +40,12 @@ TFLM_BUILTINS = (
 #: translators whose IR op is computed rather than named in their code (the frontend
 #: operator's own name is the IR op's): frontend -> operator -> IR ops
 COMPUTED_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    # resource variables (tinyc.frontend.tflite_variables): the handle and the init subgraph
+    # make the state tensor the two ops read and write
+    "tflite": {
+        "READ_VARIABLE": ("READ_VARIABLE",), "VAR_HANDLE": ("READ_VARIABLE",),
+        "ASSIGN_VARIABLE": ("ASSIGN_VARIABLE",), "CALL_ONCE": ("ASSIGN_VARIABLE",),
+    },
     "onnx": {"LSTM": ("LSTM",), "GRU": ("GRU",), "RNN": ("RNN",)},
     "torch": {
         "lstm": ("LSTM",), "lstm_cell": ("LSTM",), "gru": ("GRU",), "gru_cell": ("GRU",),
@@ -248,8 +254,10 @@ def int8_semantics(op: Any) -> str:
 
 def frontend_tables() -> dict[str, dict[str, Callable]]:
     from tinyc.frontend.tflite import READERS
+    from tinyc.frontend.tflite_variables import RESOURCE_OPS, Variables
 
     tables: dict[str, dict[str, Callable]] = {"tflite": dict(READERS)}
+    tables["tflite"].update((name, Variables.node) for name in RESOURCE_OPS)
     try:
         import tinyc.frontend.onnx  # noqa: F401 (registers the translators)
         from tinyc.frontend.onnx.registry import OPS
@@ -325,7 +333,7 @@ def markdown(cov: Coverage) -> str:
         f"Interpreter: {c['interpreter_float']} ops in float, {c['interpreter_int8']} in int8 "
         f"({c['interpreter_int8_tflm']} with TFLite's integer kernels, "
         f"{c['interpreter_int8_tinyc']} with tinyc's own int8 definition where TFLM has no "
-        "int8 kernel). C backend: {c['c_backend']} ops. TFLM backend: {c['tflm_backend']} "
+        f"int8 kernel). C backend: {c['c_backend']} ops. TFLM backend: {c['tflm_backend']} "
         "ops.",
         "",
         "| IR op | TFLite | ONNX | PyTorch (aten) | float | int8 | C | TFLM |",

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.frontend.tflite_variables import RESOURCE_OPS, RESOURCE_TYPE, Variables
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops.window import same_padding
 from tinyc.ir.tensor import QuantParams, Tensor
@@ -533,6 +534,8 @@ def _read_tensors(model: Any, sg: Any, g: Graph) -> list[str]:
     for i, t in enumerate(sg.tensors or []):
         name = _tensor_name(t, i, seen)
         names.append(name)
+        if t.type == RESOURCE_TYPE:  # a variable's handle: tinyc.frontend.tflite_variables
+            continue
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
         if any(d < 0 for d in shape):
             raise TinycError(f"tensor {name!r} has a dynamic shape {list(shape)}")
@@ -608,17 +611,30 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
             op.outputs if op.outputs is not None else []
         ):
             _check_index(int(idx), n, f"operator {k}")
-        if op.outputs is None or len(op.outputs) == 0 or min(op.outputs) < 0:
-            raise TinycError(f"operator {k} has no outputs")
         oc = codes[op.opcodeIndex]
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
         kind = builtin_names().get(code, f"builtin code {code}")
         if kind == "CUSTOM":
             cc = oc.customCode
             kind = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
-        node_name = _node_name(names[op.outputs[0]], used_names)
+        no_outputs = op.outputs is None or len(op.outputs) == 0 or min(op.outputs) < 0
+        if no_outputs and kind not in ("ASSIGN_VARIABLE", "CALL_ONCE"):
+            raise TinycError(f"operator {k} has no outputs")
+        first = op.inputs[0] if no_outputs and op.inputs is not None and len(op.inputs) else None
+        named = (
+            names[op.outputs[0]]
+            if not no_outputs
+            else (f"{kind.lower()}_{names[first]}" if first is not None else kind.lower())
+        )
+        node_name = _node_name(named, used_names)
         ops.append((kind, node_name, op))
+    variables = Variables(model, sg, names, g, what)
     for kind, node_name, op in ops:
+        if kind in RESOURCE_OPS:
+            node = variables.node(kind, node_name, op)
+            if node is not None:
+                g.nodes.append(node)
+            continue
         ctx = _Ctx(op, g, names)
         try:
             if kind not in READERS:

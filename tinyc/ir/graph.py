@@ -110,8 +110,9 @@ class Graph:
 
     # -- maintenance --------------------------------------------------------------------
     def remove_unused(self) -> None:
-        """Drop nodes whose outputs nobody reads and tensors nobody refers to."""
-        live = set(self.outputs)
+        """Drop nodes whose outputs nobody reads and tensors nobody refers to. Writing a
+        state tensor is read by the next invocation: such a node stays."""
+        live = set(self.outputs) | {t.name for t in self.states()}
         kept: list[Node] = []
         for n in reversed(self.nodes):
             if any(o in live for o in n.outputs):

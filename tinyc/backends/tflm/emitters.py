@@ -396,6 +396,22 @@ def _svdf(node: Node, g: Graph, k: Consts) -> OpRecord:
     return OpRecord("SVDF", ins, node.outputs, o)
 
 
+def variable_handle(state: str) -> str:
+    """The name of the resource tensor that stands for state tensor ``state`` in a .tflite
+    (tinyc.backends.tflm.writer adds the VAR_HANDLE that makes it, and the init subgraph)."""
+    return f"{state}/handle"
+
+
+@emitter("READ_VARIABLE")
+def _read_variable(node: Node, g: Graph, k: Consts) -> OpRecord:
+    return OpRecord("READ_VARIABLE", [variable_handle(node.inputs[0])], list(node.outputs))
+
+
+@emitter("ASSIGN_VARIABLE")
+def _assign_variable(node: Node, g: Graph, k: Consts) -> OpRecord:
+    return OpRecord("ASSIGN_VARIABLE", [variable_handle(node.inputs[1]), node.inputs[0]], [])
+
+
 def emit(node: Node, g: Graph, k: Consts) -> OpRecord:
     fn = EMITTERS.get(node.op)
     if fn is None:

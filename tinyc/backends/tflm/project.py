@@ -196,6 +196,7 @@ def render_model(tm: TflmModel, board: Board, name: str) -> dict[str, str]:
         "npu_arena_bytes": tm.vela_arena_bytes,
         "npu_arena_note": tm.vela_arena_note,
         "resolver_calls": resolver_calls(facts.ops),
+        "resource_variables": sum(op.kind == "VAR_HANDLE" for op in ModelView.read(tm.tflite).ops),
         "npu_resolver_calls": resolver_calls(npu_ops) if npu_ops else [],
         "kernel_headers": resolver_headers(tuple(facts.ops) + tuple(npu_ops)),
         "input_descriptors": [io_descriptor(t, "nullptr") for t in facts.inputs],

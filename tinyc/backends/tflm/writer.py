@@ -14,10 +14,11 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
-from tinyc.backends.tflm.emitters import Consts, OpRecord, emit
+from tinyc.backends.tflm.emitters import Consts, OpRecord, emit, variable_handle
 from tinyc.backends.tflm.lower import lower_for_tflite
 from tinyc.backends.tflm.versions import op_version
 from tinyc.errors import TinycError
+from tinyc.frontend.tflite_variables import RESOURCE_TYPE
 from tinyc.ir.graph import Graph
 from tinyc.ir.tensor import Tensor
 from tinyc.tflite_schema import TENSOR_TYPES, builtin_codes, schema
@@ -99,6 +100,48 @@ def _tensor(t: Tensor, buffers: _Buffers) -> Any:
     return tt
 
 
+def _options(cls: str, **fields: Any) -> Any:
+    o = getattr(schema(), cls)()
+    for k, v in fields.items():
+        setattr(o, k, v)
+    return o
+
+
+def _var_handle_options(state: Tensor) -> Any:
+    return _options("VarHandleOptionsT", container="", sharedName=state.name)
+
+
+def _resource_tensor(name: str) -> Any:
+    tt = schema().TensorT()
+    tt.name, tt.shape, tt.type = name, [], RESOURCE_TYPE
+    return tt
+
+
+def _init_subgraph(variables: list[Tensor], buffers: _Buffers, opcode_of: dict[str, int]) -> Any:
+    """The subgraph CALL_ONCE runs on the first invocation: each variable := real 0 (its
+    zero point), what tinyc's state starts from and TFLM's Reset() writes back."""
+    S = schema()
+    sg = S.SubGraphT()
+    sg.name = "init_variables"
+    sg.tensors, sg.operators, sg.inputs, sg.outputs = [], [], [], []
+    for t in variables:
+        zero = t.quant.zp if t.quant is not None and t.dtype != "float32" else 0
+        first = Tensor(
+            f"{t.name}/first", t.shape, t.dtype, np.full(t.shape, zero, t.dtype), t.quant
+        )
+        sg.tensors += [_resource_tensor(variable_handle(t.name)), _tensor(first, buffers)]
+        h, v = len(sg.tensors) - 2, len(sg.tensors) - 1
+        for kind, ins, outs, opts in (
+            ("VAR_HANDLE", [], [h], _var_handle_options(t)),
+            ("ASSIGN_VARIABLE", [h, v], [], None),
+        ):
+            op = S.OperatorT()
+            op.opcodeIndex, op.inputs, op.outputs = opcode_of[kind], ins, outs
+            op.builtinOptionsType, op.builtinOptions = _options_type(opts), opts
+            sg.operators.append(op)
+    return sg
+
+
 def _opcode(builtin: str, version: int) -> Any:
     code = builtin_codes()[builtin]
     oc = schema().OperatorCodeT()
@@ -144,6 +187,16 @@ def build_model(
     lowered = lower_for_tflite(g, file_layout=file_layout, notes=notes)
     consts = Consts(lowered)
     records = [emit(node, lowered, consts) for node in lowered.nodes]
+    variables = [t for t in lowered.states() if any(
+        n.op in ("READ_VARIABLE", "ASSIGN_VARIABLE") and t.name in n.inputs for n in lowered.nodes
+    )]  # fmt: skip
+    handles = {variable_handle(t.name): t for t in variables}
+    if variables:  # their handles first, and the first values from the init subgraph
+        records = [
+            OpRecord("CALL_ONCE", [], [], _options("CallOnceOptionsT", initSubgraphIndex=1)),
+            *(OpRecord("VAR_HANDLE", [], [h], _var_handle_options(t)) for h, t in handles.items()),
+            *records,
+        ]
 
     order: list[str] = []
     index: dict[str, int] = {}
@@ -159,6 +212,8 @@ def build_model(
     for name in lowered.inputs:
         idx(name)
     versions: dict[str, int] = {}
+    if variables:
+        versions.update(VAR_HANDLE=1, ASSIGN_VARIABLE=1)
     for r in records:
         versions[r.builtin] = max(versions.get(r.builtin, 1), op_version(r, lowered))
     opcode_of = {b: i for i, b in enumerate(versions)}
@@ -179,7 +234,9 @@ def build_model(
     buffers = _Buffers()
     sg = S.SubGraphT()
     sg.name = "main"
-    sg.tensors = [_tensor(lowered.tensors[n], buffers) for n in order]
+    sg.tensors = [
+        _resource_tensor(n) if n in handles else _tensor(lowered.tensors[n], buffers) for n in order
+    ]
     sg.inputs = [index[n] for n in lowered.inputs]
     sg.outputs = [index[n] for n in lowered.outputs]
     sg.operators = operators
@@ -189,6 +246,8 @@ def build_model(
     model.description = description
     model.operatorCodes = [_opcode(b, v) for b, v in versions.items()]
     model.subgraphs = [sg]
+    if variables:
+        model.subgraphs.append(_init_subgraph(variables, buffers, opcode_of))
     if offline_offsets is not None:
         model.metadata = [_offline_plan(offline_offsets, order, lowered, buffers)]
     model.buffers = buffers.items

@@ -27,6 +27,7 @@ from tinyc.ir.ops import (  # noqa: F401
     transpose_conv,
     unary,
     unsupported,
+    variables,
 )
 from tinyc.ir.ops.base import REGISTRY, OpDef, attr, get_op, register
 

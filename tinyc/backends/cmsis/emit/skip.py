@@ -1,4 +1,5 @@
-"""SKIP_GATE, and the branch around a guarded node (tinyc.ir.ops.skip).
+"""SKIP_GATE, the branch around a guarded node (tinyc.ir.ops.skip), and the copies in and out
+of resource variables (tinyc.ir.ops.variables).
 
 The gate compares the frame with the last processed one (early exit at the first element
 that differs by the threshold or more), writes its one-byte state and copies the frame when
@@ -60,3 +61,16 @@ def guard_body(node: Node, g: Graph, c, body: list[str]) -> list[str]:
         *(f"  {line}" for line in body),
         *(["} else {", *held, "}"] if held else ["}"]),
     ]
+
+
+@emitter
+class VariableEmitter(Emitter):
+    """READ_VARIABLE and ASSIGN_VARIABLE (tinyc.ir.ops.variables): raw copies between the
+    variable's state RAM and the arena."""
+
+    kinds = ("READ_VARIABLE", "ASSIGN_VARIABLE")
+
+    def emit(self, node, g, c):
+        src, dst = node.inputs[0], node.outputs[0]
+        if c.ptr(src) != c.ptr(dst):
+            c.call(f"memcpy({c.ptr(dst)}, {c.ptr(src)}, {g.tensors[dst].nbytes}u);")
