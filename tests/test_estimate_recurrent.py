@@ -132,7 +132,10 @@ def test_batches_and_time_major_repeat_the_per_sequence_work():
     assert one.insn["xm_blocks"] == 2 and "x_single" not in one.code  # 3 + 3: no lone step
 
 
-def test_gru_variants_and_rnn_activations_count_their_own_work():
+def test_gru_variants_and_rnn_activations_count_their_own_work(monkeypatch):
+    # (the dense gate loops: these small matrices are 3/8 zero rows of padding, which the
+    # cost model may run through the sparse loops)
+    monkeypatch.setenv("TINYC_SPARSE", "off")
     lbr = _feats(int8_graph(CASES[5]), "tinyc_gru_s8", DSP)  # linear_before_reset
     rst = _feats(int8_graph(CASES[6]), "tinyc_gru_s8", DSP)  # reset before the product
     assert "lbr_units" in lbr.insn and "reset_units" not in lbr.insn
@@ -167,7 +170,7 @@ def test_every_core_calibrates_the_recurrent_kernels():
         assert cal["fit"]["instructions"]["samples"] >= 60, name
         assert cal["fit"]["instructions"]["median_abs_rel_err"] < 0.03, name
         sizes = core["struct_sizeof"]
-        assert sizes["tinyc_gate_mat_t"] == 24 and sizes["tinyc_lstm_t"] > 4 * 24, name
+        assert sizes["tinyc_gate_mat_t"] == 40 and sizes["tinyc_lstm_t"] > 2 * 40, name
         # the parameter blocks are folded into the inlined kernels: no flash of their own
         assert core["struct_bytes"]["tinyc_lstm_t"] == 0, name
     for kernel in RECURRENT:

@@ -835,10 +835,6 @@ def _rnn_xblocks(f: Features, t: Target, lay: str, k: int, gate_rows: int,
 _RNN_KNOWN_BLOCKS = 4
 
 
-#: TINYC_RNN_SP_SHORT: rows of at most this many columns take the one-at-a-time loop
-RNN_SP_SHORT = 96
-
-
 def _rnn_sparse(f: Features, t: Target, w2d: np.ndarray, first: int, rows: int,
                 count: float, nrows: int = 1) -> None:  # fmt: skip
     """tinyc_rnn_spgates / tinyc_rnn_spxblock over rows [first, first + rows) of a stacked
@@ -861,10 +857,9 @@ def _rnn_sparse(f: Features, t: Target, w2d: np.ndarray, first: int, rows: int,
         return
     if t.quads:
         add("sp_vec", count * int((-(-per // 16)).sum()))
-    elif t.dsp and w2d.shape[1] <= RNN_SP_SHORT:  # short rows: one at a time
-        add("sp1_tail", count * int(per.sum()))
-    elif t.dsp:  # four at a time (half of sp_dot1's eight), then one at a time
-        add("sp1_eight", count * int((per // 4).sum()) / 2)
+    elif t.dsp:  # tinyc_sp_dotp: eight, then four at a time, then the n % 4 last ones
+        add("sp1_eight", count * int((per // 8).sum()))
+        add("sp1_four", count * int((per % 8 // 4).sum()))
         add("sp1_tail", count * int((per % 4).sum()))
     else:
         add("sp1_two", count * int((per // 2).sum()))
@@ -1178,7 +1173,7 @@ def _sparse_matrix(f: Features, node: Node, g: Graph, t: Target, multi: int, one
         f.add(f.insn, "sp_vec", (ones + multi * rows) * vec)
         f.add(f.insn, "sp_vseg", multi * rows * per.size)
     else:
-        if t.dsp:  # eight, then four, then one at a time
+        if t.dsp:  # eight, then four at a time, then the n % 4 last ones
             f.add(f.insn, "sp1_eight", ones * int((per // 8).sum()))
             f.add(f.insn, "sp1_four", ones * int((per % 8 // 4).sum()))
             f.add(f.insn, "sp1_tail", ones * int((per % 4).sum()))

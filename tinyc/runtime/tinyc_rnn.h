@@ -332,23 +332,6 @@ TINYC_INLINE void tinyc_rnn_gates(int32_t wl, const tinyc_gate_mat_t *m, const v
   }
 }
 
-/* Rows of at most this many columns (a constant of the inlined kernel) take the plain loop. */
-#define TINYC_RNN_SP_SHORT 96
-
-/* acc + the sparse dot product of one gate row with x (int8, read in place): a short row
- * (a recurrent layer's rows hold a few nonzeros each) as tinyc_sp_dot1 without its set-up,
- * weights four at a time through SXTB16 on DSP cores. */
-TINYC_INLINE int32_t tinyc_rnn_spdot(const int8_t *x, const uint8_t *idx, const int8_t *val,
-                                     int32_t n, int32_t k, int32_t acc) {
-  if (k <= TINYC_RNN_SP_SHORT) { /* a few nonzeros: one loop, no set-up */
-    const uint8_t *end = idx + n;
-#pragma GCC unroll 1
-    while (idx != end) acc += x[*idx++] * *val++;
-    return acc;
-  }
-  return tinyc_sp_dot1(x, idx, val, n, acc); /* the sparse FC's dot product */
-}
-
 /* One requantized gate value into out (saturating add when `add`). */
 TINYC_INLINE void tinyc_rnn_put(int32_t acc, int32_t gm, int32_t gs, int16_t *o, int32_t add) {
   int32_t v = tinyc_rnn_rq(acc, gm, gs);
@@ -377,9 +360,7 @@ TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, 
       int32_t acc = bias[r];
       for (s = 0; s < nseg; ++s) {
         const int32_t n = *cnt++;
-        acc = tinyc_rnn_spdot(x + s * TINYC_SP_SEG, idx, val, n, m->k, acc);
-        idx += n;
-        val += n;
+        acc = tinyc_sp_dotp(x + s * TINYC_SP_SEG, &idx, &val, n, acc); /* steps idx, val */
       }
       tinyc_rnn_put(acc, gm, gs, out + r, add);
     }
