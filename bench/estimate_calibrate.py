@@ -484,6 +484,18 @@ def gen_conv_1d(rng, seed: int) -> Graph:
     return G.conv(seed, 1, w, cin, oc, (1, n), (1, s), (1, 1), pads, act)
 
 
+def gen_act_range(rng, seed: int) -> Graph:
+    """An int8 LOGISTIC / TANH whose input scale spans 0.01 to 0.5 (log-uniform), so that
+    from none to most of the evenly spread inputs lie beyond TFLM's input_range_radius and
+    only saturate; recurrent sizes half the time (--tflm only)."""
+    op = str(rng.choice(["LOGISTIC", "TANH"]))
+    shape = (1, int(rng.integers(1, 129))) if rng.random() < 0.5 else _shape(rng, 8_000)
+    g = G.unary(seed, op, shape)
+    scale = float(np.exp(rng.uniform(np.log(0.01), np.log(0.5))))
+    g.tensors[g.inputs[0]].quant = QuantParams([scale], [int(rng.integers(-30, 31))])
+    return g
+
+
 def gen_dw_geo(rng, seed: int) -> Graph:
     """A DEPTHWISE_CONV_2D of unusual geometry: depth multipliers (multiples of 4 and
     others) often on one input channel, 1xN and Nx1 kernels over one row or column, odd
@@ -1162,17 +1174,19 @@ def crossval(rows: list[dict[str, float]], y: list[float], relative: bool, folds
 # TFLite Micro (--tflm): tinyc's TFLM backend built against a TFLM checkout
 
 #: families measured with TFLM only: the geometries whose CMSIS-NN paths the C backend's
-#: families do not reach often enough (depth multipliers, 1xN / Nx1, odd strided, dilated)
+#: families do not reach often enough (depth multipliers, 1xN / Nx1, odd strided, dilated),
+#: and int8 LOGISTIC / TANH inputs that mostly saturate (TFLM skips their fixed-point math)
 TFLM_FAMILIES = [
     Family("conv_geo", gen_conv_geo, 40, 2),
     Family("conv_1d", gen_conv_1d, 16, 1),
     Family("dw_geo", gen_dw_geo, 48, 2),
+    Family("act_range", gen_act_range, 48, 2),
 ]
 #: layers per TFLM build and per family (each build is one measured inference)
 TFLM_PER_GRAPH = {"conv": 1, "fc": 1, "dw": 1, "dw_generic": 1, "dwm": 1, "conv_1d": 1}
 TFLM_LAYERS = {"conv": 48, "fc": 24, "dw": 32, "dw_generic": 8, "dwm": 32, "conv_geo": 40,
                "dw_geo": 48, "lut": 40, "join": 24, "split": 30, "addsub": 24,
-               "small_ops": 50}  # fmt: skip
+               "small_ops": 50, "act_range": 48}  # fmt: skip
 TFLM_DEFAULT_LAYERS = 16
 #: families the TFLM calibration leaves out: float I/O (the TFLM project's harness differs)
 #: and the recurrent layers (TFLM runs them as other operators or CMSIS-NN's LSTM)
@@ -1254,8 +1268,8 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
     (refitted with every other coefficient, the interpreter's per-invoke cost included,
     held as it is). ``cached_only``: fit on the layers earlier runs measured (an
     interrupted run, or several runs sharing --work), leaving the others out."""
+    from tinyc.estimate.tflm import act_inside, tflm_graph
     from tinyc.estimate.tflm import node_features as tflm_features
-    from tinyc.estimate.tflm import tflm_graph
 
     board = load_board(spec.get("tflm_board", spec["board"]))  # (no NPU: TFLM on the CPU)
     mve = board.mve != "none"
@@ -1282,9 +1296,10 @@ def calibrate_tflm(core: str, spec: dict[str, str], work: Path, env: dict[str, s
                 log(f"  tflm {core}: {g.name} skipped: {' '.join(str(e).split())[:160]}")
                 continue
             gg = tflm_graph(g)  # what TFLM runs (a PAD before a window of other pads)
+            inside = act_inside(g)  # on the inputs tflm_measure runs
             feats: dict[str, float] = {"invoke": 1.0}
             for node in gg.nodes:
-                for k, v in tflm_features(node, gg, mve).items():
+                for k, v in tflm_features(node, gg, mve, inside).items():
                     feats[k] = feats.get(k, 0.0) + v
             rows.append(feats)
             ys.append(float(rec["instructions"]))

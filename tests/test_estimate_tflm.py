@@ -11,11 +11,15 @@ from tinyc.boards import load_board
 from tinyc.estimate import estimate_model
 from tinyc.estimate.tflm import (
     Window,
+    act_inside,
     cmsis_nn_path,
+    input_radius,
+    inside_radius,
     load_tflm_data,
     node_features,
     tflm_graph,
 )
+from tinyc.ir.tensor import QuantParams
 
 SAME3 = (1, 1, 1, 1)
 
@@ -103,3 +107,40 @@ def test_estimate_costs_the_graph_tflm_runs():
     est = estimate_model(g, load_board("nucleo-f746"), "tflm")
     assert [x.op for x in est.layers] == ["PAD", "DEPTHWISE_CONV_2D"]
     assert all(x.instructions > 0 for x in est.layers)
+
+
+def test_input_radius_follows_tflm():
+    """CalculateInputRadius(4, input_left_shift) of TFLM's int8 LOGISTIC / TANH: 15 x 2^27
+    over 2^shift, shift from frexp(scale x 2^27), i.e. between 7.5 and 15 in real terms."""
+    assert input_radius(1 / 16) == 120  # 2^23 = 0.5 x 2^24: 7.5 / scale
+    assert input_radius(0.05) == 240  # 0.8 x 2^23: 12 / scale
+    assert inside_radius(0.5, 0) == 29 / 256  # |code| < 15
+    assert inside_radius(0.05, 20) == 1.0
+
+
+def test_saturated_activations_cost_less():
+    """TFLM computes only the int8 LOGISTIC / TANH inputs inside its radius in fixed point:
+    the estimate counts those, on the seeded random input validate runs."""
+    g = G.unary(3, "LOGISTIC", (1, 4000))
+    x = g.tensors[g.inputs[0]]
+    x.quant = QuantParams([0.5], [0])
+    inside = act_inside(g)
+    assert abs(inside[x.name] - 29 / 256) < 0.02
+    f = node_features(g.nodes[0], g, inside=inside)
+    assert f["LOGISTIC:inside"] == 4000 * inside[x.name]
+    assert node_features(g.nodes[0], g)["LOGISTIC:inside"] == 4000 * 29 / 256
+    cheap = estimate_model(g, load_board("nucleo-f746"), "tflm").instructions
+    x.quant = QuantParams([0.05], [0])
+    assert estimate_model(g, load_board("nucleo-f746"), "tflm").instructions > 4 * cheap
+
+
+def test_splits_count_their_copies():
+    """TFLM's SPLIT copies one slice per output and per index before the axis."""
+    g = G.data_movement(1, "SPLIT", [(3, 4, 6)], 2, axis=2, num_splits=2)
+    assert node_features(g.nodes[0], g)["SPLIT:copies"] == 3 * 4 * 2
+
+
+def test_calibration_costs_saturation():
+    for core, cal in load_tflm_data()["cores"].items():
+        for op in ("LOGISTIC", "TANH"):
+            assert cal["instructions"].get(f"{op}:inside", 0) > 100, (core, op)

@@ -7,10 +7,11 @@ calibration board, into ``tinyc/data/estimate_tflm.json``:
 
 - instructions per node of the graph TFLM runs (tinyc's TFLM lowering: a PAD in front of a
   window whose pads are neither SAME nor VALID): per op kind a linear function of the node's
-  MACs, output and input elements (pooling windows, tensors of joins); a convolution by the
-  CMSIS-NN function TFLM's kernel calls for its geometry, from that function's loop counts
-  (window_features); fitted on the totals of measured inferences, plus the interpreter's
-  fixed cost per invoke;
+  MACs, output and input elements (pooling windows, tensors of joins and the slices they
+  copy, for int8 LOGISTIC / TANH the inputs inside TFLM's fixed-point range on a seeded random
+  input: the others only saturate); a convolution by the CMSIS-NN function TFLM's kernel
+  calls for its geometry, from that function's loop counts (window_features); fitted on the
+  totals of measured inferences, plus the interpreter's fixed cost per invoke;
 - flash: the firmware around the model (start-up, harness, TFLM's interpreter), the code each
   op kind links (kernel and CMSIS-NN functions, resolver entry), and the .tflite itself;
 - RAM: TFLM's static data, the tensor arena as the TFLM backend sizes it
@@ -21,9 +22,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
+
+import numpy as np
 
 from tinyc.boards import Board
 from tinyc.errors import TinycError
@@ -39,6 +43,7 @@ from tinyc.estimate.result import (
 )
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import attr, get_op
+from tinyc.ir.tensor import Tensor
 
 DATA_FILE = "data/estimate_tflm.json"
 _FALLBACK = {
@@ -232,11 +237,78 @@ def conv_node_features(node: Node, g: Graph, mve: bool) -> dict[str, float]:
 
 #: ops with any number of input or output tensors
 VARIADIC = ("CONCATENATION", "PACK", "SPLIT", "SPLIT_V", "UNPACK")
+#: ... of which those that cut their one input into slices
+SPLITS = ("SPLIT", "SPLIT_V", "UNPACK")
+#: int8 activations TFLM computes in gemmlowp fixed point, except where saturated
+FIXED_POINT_ACTS = ("LOGISTIC", "TANH")
 
 
-def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
-    """Per op kind: nodes, MACs, output and input elements, tensors of joins and splits, for
-    pooling the window taps; convolutions per CMSIS-NN function, by its loops (see
+def input_radius(scale: float) -> int:
+    """TFLM's ``input_range_radius`` of an int8 LOGISTIC / TANH input of ``scale``
+    (CalculateInputRadius(4, input_left_shift)): codes this far or farther from the zero point
+    only saturate; those inside take gemmlowp's logistic / tanh in Q4.27 (a few hundred
+    instructions each)."""
+    if scale <= 0:
+        return 1 << 30
+    shift = math.frexp(scale * (1 << 27))[1]
+    return math.floor(15 * math.ldexp(1.0, 27 - shift))
+
+
+def inside_radius(scale: float, zero_point: int) -> float:
+    """Share of the 256 int8 codes inside TFLM's input radius (inputs spread evenly)."""
+    r = input_radius(scale)
+    lo, hi = max(-128, zero_point - r + 1), min(127, zero_point + r - 1)
+    return max(hi - lo + 1, 0) / 256
+
+
+def _fixed_point_input(node: Node, g: Graph) -> Tensor | None:
+    x = g.inp(node, 0)
+    if node.op in FIXED_POINT_ACTS and x is not None and x.dtype == "int8" and x.quant:
+        return x
+    return None
+
+
+def act_inside(g: Graph) -> dict[str, float]:
+    """Per input tensor of an int8 LOGISTIC / TANH of ``g``: the share of its elements inside
+    TFLM's input radius on the seeded random inputs ``tinyc validate`` runs (tinyc's
+    interpreter, bit-exact with TFLM). Empty when there is no such node or the interpreter
+    cannot run ``g`` (node_features then assumes inputs spread evenly over the codes)."""
+    xs = [x for n in g.nodes if (x := _fixed_point_input(n, g)) is not None]
+    if not xs:
+        return {}
+    from tinyc.interpreter import run
+    from tinyc.modelio import random_inputs
+
+    try:
+        values = run(g, random_inputs(g, 0), keep_all=True)
+    except (TinycError, ArithmeticError, AssertionError, KeyError, NotImplementedError,
+            ValueError):  # fmt: skip
+        return {}
+    out = {}
+    for x in xs:
+        assert x.quant is not None
+        v = values.get(x.name)
+        if v is not None and v.size:
+            d = np.abs(v.astype(np.int32) - x.quant.zp)
+            out[x.name] = float(np.mean(d < input_radius(float(x.quant.s))))
+    return out
+
+
+def _outer(node: Node, g: Graph) -> int:
+    """Slices before the axis of a join or split (TFLM copies one per tensor per slice)."""
+    ref = g.inp(node, 0) if node.op in SPLITS else g.out(node)
+    assert ref is not None
+    axis = attr(node, "axis") % max(len(ref.shape), 1)
+    return math.prod(ref.shape[:axis])
+
+
+def node_features(
+    node: Node, g: Graph, mve: bool = False, inside: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Per op kind: nodes, MACs, output and input elements, tensors of joins and splits and
+    the slices they copy, for pooling the window taps, for int8 LOGISTIC / TANH the elements
+    inside TFLM's input radius (``inside``: act_inside's shares; otherwise inputs spread
+    evenly over the codes); convolutions per CMSIS-NN function, by its loops (see
     window_features)."""
     op = node.op
     if op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
@@ -246,15 +318,22 @@ def node_features(node: Node, g: Graph, mve: bool = False) -> dict[str, float]:
     f = {f"{op}:nodes": 1.0, f"{op}:outputs": float(y.size)}
     if x is not None and not x.is_const and x.size != y.size:
         f[f"{op}:inputs"] = float(x.size)
-    if op in VARIADIC:  # TFLM's kernels loop over their tensors
+    if op in VARIADIC:  # TFLM's kernels loop over their tensors, one copy per tensor and slice
         ins = [i for i in node.inputs if i and not g.tensors[i].is_const]
         f[f"{op}:tensors"] = float(len(ins) + len(node.outputs))
+        f[f"{op}:copies"] = float(_outer(node, g) * len(node.outputs if op in SPLITS else ins))
     macs = get_op(op).macs(node, g)
     if macs:
         f[f"{op}:macs"] = float(macs)
     if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
         k = attr(node, "filter")
         f[f"{op}:window"] = float(y.size * k[0] * k[1])
+    if (fx := _fixed_point_input(node, g)) is not None:
+        assert fx.quant is not None
+        share = (inside or {}).get(fx.name)
+        if share is None:
+            share = inside_radius(float(fx.quant.s), fx.quant.zp)
+        f[f"{op}:inside"] = y.size * share
     return f
 
 
@@ -290,6 +369,8 @@ def estimate_tflm(g: Graph, board: Board):
     on_npu = npu_layer_cycles(npu) if npu is not None else {}
     cpu_names = {c.name for c in npu.cpu_operators} if npu is not None else set()
     plan = plan_memory(gg)
+    inside = act_inside(g)
+    notes += act_note(gg, inside)
     coef = cal["instructions"]
     cpi = float(cal["cpi"])
     ws = board.flash_wait_states or 0 if weights_in_flash(board) else 0
@@ -311,7 +392,7 @@ def estimate_tflm(g: Graph, board: Board):
                                 cycles=cyc, flash_wait_cycles=0.0,
                                 latency_ms=1e3 * cyc / board.clock_hz))  # fmt: skip
             continue
-        feats = node_features(node, gg, board.mve != "none")
+        feats = node_features(node, gg, board.mve != "none", inside)
         kinds.add(node.op)
         if not any(k in coef for k in feats):
             unknown.add(node.op)
@@ -382,6 +463,25 @@ def estimate_tflm(g: Graph, board: Board):
         npu=npu.to_json() if npu is not None else None,
         extra_cycles=npu_overhead(npu, [x for x in layers if x.kernel == "ethos-u"]),
     )
+
+
+def act_note(g: Graph, inside: dict[str, float]) -> list[str]:
+    """What the cost of int8 LOGISTIC / TANH rests on (their inputs' spread)."""
+    xs = [(x, g.out(n).size) for n in g.nodes if (x := _fixed_point_input(n, g)) is not None]
+    if not xs:
+        return []
+    if not all(x.name in inside for x, _ in xs):
+        return [
+            "int8 LOGISTIC / TANH: inputs assumed spread evenly over the int8 codes (TFLM "
+            "computes those inside its input radius in fixed point, saturates the others)"
+        ]
+    n = sum(size * inside[x.name] for x, size in xs)
+    total = sum(size for _, size in xs)
+    return [
+        f"int8 LOGISTIC / TANH: {n:,.0f} of {total:,} input elements inside TFLM's input "
+        "radius (computed in fixed point, the others saturate) on a seeded random input; "
+        "the count, and the instructions, depend on the data"
+    ]
 
 
 def npu_layer_cycles(npu: Any) -> dict[str, float]:
