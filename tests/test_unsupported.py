@@ -44,37 +44,37 @@ def _tinyc(*args: str) -> subprocess.CompletedProcess:
 
 def test_tflite_keeps_unsupported_nodes_with_their_shapes(tmp_path: Path) -> None:
     path = _kws_with(
-        tmp_path, {"AVERAGE_POOL_2D": "EMBEDDING_LOOKUP", "SOFTMAX": "LOCAL_RESPONSE_NORMALIZATION"}
+        tmp_path, {"AVERAGE_POOL_2D": "HASHTABLE_LOOKUP", "SOFTMAX": "LOCAL_RESPONSE_NORMALIZATION"}
     )
     g = load_tflite(path)
     bad = [n for n in g.nodes if n.op == "UNSUPPORTED"]
-    assert [n.attrs["op"] for n in bad] == ["EMBEDDING_LOOKUP", "LOCAL_RESPONSE_NORMALIZATION"]
+    assert [n.attrs["op"] for n in bad] == ["HASHTABLE_LOOKUP", "LOCAL_RESPONSE_NORMALIZATION"]
     assert g.tensors[bad[0].outputs[0]].shape == (1, 1, 1, 64)
     with pytest.raises(UnsupportedError) as e:
         require_supported(g, "kws_odd")
     assert str(e.value).startswith(
-        "kws_odd: 2 unsupported operator(s): EMBEDDING_LOOKUP "
+        "kws_odd: 2 unsupported operator(s): HASHTABLE_LOOKUP "
         "(functional_1/average_pooling2d/AvgPool), LOCAL_RESPONSE_NORMALIZATION (Identity)"
     )
 
 
 def test_inspect_and_estimate_show_every_node(tmp_path: Path) -> None:
-    path = _kws_with(tmp_path, {"AVERAGE_POOL_2D": "EMBEDDING_LOOKUP"})
+    path = _kws_with(tmp_path, {"AVERAGE_POOL_2D": "HASHTABLE_LOOKUP"})
     r = _tinyc("inspect", str(path), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["totals"]["nodes"] == 13 and info["totals"]["unsupported"] == 1
     (pool,) = [n for n in info["nodes"] if not n["supported"]]
-    assert pool["op"] == "EMBEDDING_LOOKUP" and pool["output"] == [1, 1, 1, 64]
+    assert pool["op"] == "HASHTABLE_LOOKUP" and pool["output"] == [1, 1, 1, 64]
     r = _tinyc("estimate", str(path), "--board", "nucleo-f746")
     assert r.returncode == 0, r.stderr
-    assert "PARTIAL estimate" in r.stdout and "EMBEDDING_LOOKUP (!)" in r.stdout
+    assert "PARTIAL estimate" in r.stdout and "HASHTABLE_LOOKUP (!)" in r.stdout
     assert "functional_1/dense/BiasAdd" in r.stdout  # nodes after it are shown too
 
 
 def test_compile_names_them_all_in_one_line(tmp_path: Path) -> None:
     path = _kws_with(
-        tmp_path, {"AVERAGE_POOL_2D": "EMBEDDING_LOOKUP", "SOFTMAX": "LOCAL_RESPONSE_NORMALIZATION"}
+        tmp_path, {"AVERAGE_POOL_2D": "HASHTABLE_LOOKUP", "SOFTMAX": "LOCAL_RESPONSE_NORMALIZATION"}
     )
     r = _tinyc("compile", str(path), "--board", "nucleo-f746", "-o", str(tmp_path / "p"))
     assert r.returncode == 2

@@ -462,6 +462,8 @@ READERS.update(
         "DIV": _binary("DIV"),
         "PRELU": _plain("PRELU", 2),
         "GATHER": _gather,
+        "EMBEDDING_LOOKUP": _plain("EMBEDDING_LOOKUP", 2),
+        "BROADCAST_ARGS": _plain("BROADCAST_ARGS", 2),
         "DYNAMIC_UPDATE_SLICE": _dynamic_update_slice,
         "TRANSPOSE_CONV": _transpose_conv,
         "MIRROR_PAD": _mirror_pad,

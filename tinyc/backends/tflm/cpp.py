@@ -118,6 +118,8 @@ RESOLVER.update(
             "SUM": "AddSum",
             "ZEROS_LIKE": "AddZerosLike",
             "VAR_HANDLE": "AddVarHandle",
+            "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
+            "BROADCAST_ARGS": "AddBroadcastArgs",
             "READ_VARIABLE": "AddReadVariable",
             "ASSIGN_VARIABLE": "AddAssignVariable",
             "CALL_ONCE": "AddCallOnce",

@@ -402,6 +402,11 @@ def variable_handle(state: str) -> str:
     return f"{state}/handle"
 
 
+@emitter("EMBEDDING_LOOKUP", "BROADCAST_ARGS")
+def _two_inputs_no_options(node: Node, g: Graph, k: Consts) -> OpRecord:
+    return OpRecord(node.op, list(node.inputs[:2]), list(node.outputs))
+
+
 @emitter("READ_VARIABLE")
 def _read_variable(node: Node, g: Graph, k: Consts) -> OpRecord:
     return OpRecord("READ_VARIABLE", [variable_handle(node.inputs[0])], list(node.outputs))

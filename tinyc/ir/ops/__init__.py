@@ -10,6 +10,7 @@ from tinyc.ir.ops import (  # noqa: F401
     elementwise,
     erf_gelu,
     kronecker,
+    lookup,
     normalize,
     pool,
     prelu,

@@ -197,3 +197,60 @@ class ShapeEmitter(Emitter):
         ctype = "int64_t" if y.dtype == "int64" else "int32_t"
         sym = c.const_array(f"shape_{node.name}", np.asarray(x.shape, y.dtype), ctype)
         c.call(f"memcpy({c.ptr(node.outputs[0])}, {sym}, {y.nbytes});")
+
+
+@emitter
+class EmbeddingLookupEmitter(Emitter):
+    """Rows by run-time id (tinyc.ir.ops.lookup): a row copy, or the hybrid dequantization of
+    an int8 row. An id outside the table (an error in TFLM and the interpreter) is clamped
+    to it, so the firmware never reads outside the table."""
+
+    kinds = ("EMBEDDING_LOOKUP",)
+
+    def emit(self, node, g, c):
+        ids, table, y = g.inp(node, 0), g.inp(node, 1), g.out(node)
+        assert ids is not None and table is not None
+        rows, cols = table.shape[0], table.size // table.shape[0]
+        pick = (
+            f"const int32_t *ids = {c.ptr(node.inputs[0], 'int32_t')};\n"
+            f"for (int32_t i = 0; i < {ids.size}; ++i) {{\n"
+            "  int32_t r = ids[i] < 0 ? 0 : ids[i];\n"
+            f"  if (r > {rows - 1}) r = {rows - 1};\n"
+        )
+        if y.dtype == "float32" and table.dtype == "int8":
+            assert table.quant is not None
+            scale = f"{float(table.quant.s)!r}f"
+            c.call(
+                pick + f"  const int8_t *row = {c.ptr(node.inputs[1], 'int8_t')} + r * {cols};\n"
+                f"  float *out = {c.ptr(node.outputs[0], 'float')} + i * {cols};\n"
+                f"  for (int32_t k = 0; k < {cols}; ++k) out[k] = {scale} * (float)row[k];\n"
+                "}"
+            )
+            return
+        row_bytes = cols * table.itemsize
+        c.call(
+            pick + f"  memcpy({c.ptr(node.outputs[0], 'uint8_t')} + i * {row_bytes}, "
+            f"{c.ptr(node.inputs[1], 'uint8_t')} + r * {row_bytes}, {row_bytes}u);\n"
+            "}"
+        )
+
+
+@emitter
+class BroadcastArgsEmitter(Emitter):
+    kinds = ("BROADCAST_ARGS",)
+
+    def emit(self, node, g, c):
+        a, b, y = g.inp(node, 0), g.inp(node, 1), g.out(node)
+        assert a is not None and b is not None
+        ct = "int64_t" if y.dtype == "int64" else "int32_t"
+        n = y.size
+        c.call(
+            f"const {ct} *a = {c.ptr(node.inputs[0], ct)};\n"
+            f"const {ct} *b = {c.ptr(node.inputs[1], ct)};\n"
+            f"{ct} *y = {c.ptr(node.outputs[0], ct)};\n"
+            f"for (int32_t i = 0; i < {n}; ++i) {{\n"
+            f"  {ct} da = i >= {n - a.size} ? a[i - {n - a.size}] : 1;\n"
+            f"  {ct} db = i >= {n - b.size} ? b[i - {n - b.size}] : 1;\n"
+            "  y[i] = da == 1 ? db : da;\n"
+            "}"
+        )
