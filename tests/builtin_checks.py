@@ -159,6 +159,19 @@ def raw_tflite(
     return bytes(builder.Output())
 
 
+def pack_subgraphs(codes: list[str], subgraphs: list, buffers: list) -> bytes:
+    """A .tflite of several subgraphs (object API), operator codes in ``codes`` order."""
+    S = schema()
+    model = S.ModelT()
+    model.version = 3
+    model.operatorCodes = [W._opcode(kind, 1) for kind in codes]
+    model.subgraphs = subgraphs
+    model.buffers = buffers
+    b = flatbuffers.Builder(1024)
+    b.Finish(model.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
 def options(cls: str, **fields):
     o = getattr(schema(), cls)()
     for k, v in fields.items():

@@ -26,12 +26,13 @@ def test_readme_table_is_current():
 def test_every_op_and_tflite_reader_is_covered():
     c = cov.coverage()
     assert {o.op for o in c.ops} == set(REGISTRY) - {"UNSUPPORTED"}
-    assert c.unmapped["tflite"] == []  # every TFLite reader names the IR op it makes
+    # every TFLite reader names the IR op it makes; WHILE is unrolled into its body's ops
+    assert c.unmapped["tflite"] == ["IF", "WHILE"]
     by_op = {o.op: o for o in c.ops}
     assert by_op["RESHAPE"].tflite == ["EXPAND_DIMS", "RESHAPE", "SQUEEZE"]
     assert by_op["STRIDED_SLICE"].tflite == ["SLICE", "STRIDED_SLICE"]
     assert by_op["LSTM"].tflite == ["UNIDIRECTIONAL_SEQUENCE_LSTM"]
-    assert set(READERS) | set(RESOURCE_OPS) == set(c.frontend_ops["tflite"])
+    assert set(READERS) | set(RESOURCE_OPS) | {"IF", "WHILE"} == set(c.frontend_ops["tflite"])
     assert by_op["READ_VARIABLE"].tflite == ["READ_VARIABLE", "VAR_HANDLE"]
 
 

@@ -9,10 +9,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 import pytest
-from builtin_checks import options
+from builtin_checks import options, pack_subgraphs
 from c_host import CFLAGS, SANITIZE
 
 from tinyc import interpreter
@@ -20,7 +19,7 @@ from tinyc.backends.cmsis.codegen import generate_model, runtime_files
 from tinyc.backends.tflm import host
 from tinyc.errors import UnsupportedError
 from tinyc.frontend.tflite import load_tflite
-from tinyc.tflite_schema import builtin_codes, schema
+from tinyc.tflite_schema import schema
 
 TYPES = {"int8": 9, "float32": 0, "resource": 13}
 
@@ -92,20 +91,7 @@ def accumulator(dtype: str = "int8", first: float = 0.0, n: int = 6) -> bytes:
         _op(S, codes, "ASSIGN_VARIABLE", [0, 1], []),
     ]
     init.inputs, init.outputs = [], []
-    model = S.ModelT()
-    model.version = 3
-    model.operatorCodes = []
-    for kind in codes:
-        oc = S.OperatorCodeT()
-        oc.builtinCode = builtin_codes()[kind]
-        oc.deprecatedBuiltinCode = min(oc.builtinCode, 127)
-        oc.version = 1
-        model.operatorCodes.append(oc)
-    model.subgraphs = [main, init]
-    model.buffers = buffers
-    b = flatbuffers.Builder(1024)
-    b.Finish(model.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
+    return pack_subgraphs(codes, [main, init], buffers)
 
 
 def _frames(dtype: str, n_frames: int = 7, n: int = 6) -> list[np.ndarray]:

@@ -252,12 +252,18 @@ def int8_semantics(op: Any) -> str:
     return ""
 
 
+def _unrolled() -> None:
+    """WHILE and IF (tinyc.frontend.tflite_loops): read, and unrolled / inlined into their
+    subgraphs' operators; they map to no IR op of their own."""
+
+
 def frontend_tables() -> dict[str, dict[str, Callable]]:
     from tinyc.frontend.tflite import READERS
     from tinyc.frontend.tflite_variables import RESOURCE_OPS, Variables
 
     tables: dict[str, dict[str, Callable]] = {"tflite": dict(READERS)}
     tables["tflite"].update((name, Variables.node) for name in RESOURCE_OPS)
+    tables["tflite"]["WHILE"] = tables["tflite"]["IF"] = _unrolled
     try:
         import tinyc.frontend.onnx  # noqa: F401 (registers the translators)
         from tinyc.frontend.onnx.registry import OPS
@@ -354,6 +360,10 @@ def markdown(cov: Coverage) -> str:
         "the op in float only; `unrolled`: as TFLM builtins per time step (FULLY_CONNECTED, "
         "LOGISTIC, TANH, MUL, ADD), whose int8 results are TFLM's, not tinyc's. C: int8 "
         "graphs.",
+        "",
+        "`WHILE` is read and unrolled into its body's operators when its trip count is known "
+        "at compile time (a loop over a sequence's steps); `IF` with a condition known then "
+        "is inlined (a run-time condition is refused by name).",
         "",
         f"TFLite Micro builtins tinyc does not read yet ({len(missing)}): "
         + (", ".join(missing) if missing else "none")

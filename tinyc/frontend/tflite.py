@@ -9,6 +9,12 @@ from typing import Any
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.frontend.tflite_loops import (
+    bind_inputs,
+    inline_if,
+    keep_output_name,
+    unroll_while,
+)
 from tinyc.frontend.tflite_variables import RESOURCE_OPS, RESOURCE_TYPE, Variables
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops.window import same_padding
@@ -529,12 +535,12 @@ def _tensor_name(t: Any, index: int, seen: set[str]) -> str:
     return name
 
 
-def _read_tensors(model: Any, sg: Any, g: Graph) -> list[str]:
+def _read_tensors(model: Any, sg: Any, g: Graph, prefix: str = "") -> list[str]:
     buffers = model.buffers or []
     names: list[str] = []
     seen: set[str] = set()
     for i, t in enumerate(sg.tensors or []):
-        name = _tensor_name(t, i, seen)
+        name = prefix + _tensor_name(t, i, seen)
         names.append(name)
         if t.type == RESOURCE_TYPE:  # a variable's handle: tinyc.frontend.tflite_variables
             continue
@@ -588,56 +594,93 @@ def _check_index(idx: int, count: int, what: str) -> None:
         raise TinycError(f"{what} refers to tensor {idx}, but the model has {count}")
 
 
-def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
-    """Read a .tflite file (path or bytes) into a Graph; subgraph 0 is the model."""
-    if isinstance(source, bytes | bytearray):
-        buf, what = bytes(source), name or "model"
-    else:
-        path = Path(source)
-        buf, what = path.read_bytes(), str(path)
-        name = name or path.stem
-    model = _unpack_model(buf, what)
-    if not model.subgraphs:
-        raise TinycError(f"{what} has no subgraphs")
-    sg = model.subgraphs[0]
-    g = Graph(name=name or "model", source_format="tflite")
-    names = _read_tensors(model, sg, g)
-    n = len(names)
+def _op_kind(model: Any, op: Any) -> str:
     codes = model.operatorCodes or []
-    ops = []
-    used_names: set[str] = set()
-    for k, op in enumerate(sg.operators or []):
-        if not 0 <= op.opcodeIndex < len(codes):
-            raise TinycError(f"operator {k} has an invalid opcode index {op.opcodeIndex}")
-        for idx in list(op.inputs if op.inputs is not None else []) + list(
-            op.outputs if op.outputs is not None else []
-        ):
-            _check_index(int(idx), n, f"operator {k}")
-        oc = codes[op.opcodeIndex]
-        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-        kind = builtin_names().get(code, f"builtin code {code}")
-        if kind == "CUSTOM":
-            cc = oc.customCode
-            kind = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
-        no_outputs = op.outputs is None or len(op.outputs) == 0 or min(op.outputs) < 0
-        if no_outputs and kind not in ("ASSIGN_VARIABLE", "CALL_ONCE"):
-            raise TinycError(f"operator {k} has no outputs")
-        first = op.inputs[0] if no_outputs and op.inputs is not None and len(op.inputs) else None
-        named = (
-            names[op.outputs[0]]
-            if not no_outputs
-            else (f"{kind.lower()}_{names[first]}" if first is not None else kind.lower())
-        )
-        node_name = _node_name(named, used_names)
-        ops.append((kind, node_name, op))
-    variables = Variables(model, sg, names, g, what)
-    for kind, node_name, op in ops:
-        if kind in RESOURCE_OPS:
-            node = variables.node(kind, node_name, op)
-            if node is not None:
-                g.nodes.append(node)
-            continue
-        ctx = _Ctx(op, g, names)
+    oc = codes[op.opcodeIndex]
+    code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+    kind = builtin_names().get(code, f"builtin code {code}")
+    if kind == "CUSTOM":
+        cc = oc.customCode
+        kind = "CUSTOM:" + (cc.decode() if isinstance(cc, bytes) else str(cc))
+    return kind
+
+
+class _Reader:
+    """Translates a subgraph's operators into IR nodes; subgraphs other than the main one are
+    read by WHILE (tinyc.frontend.tflite_loops), with their tensors' names prefixed."""
+
+    def __init__(self, model: Any, g: Graph, what: str) -> None:
+        self.model, self.g, self.what = model, g, what
+        self.used_names: set[str] = set()
+
+    def translate(
+        self, index: int, prefix: str = "", inputs: list[str] | None = None
+    ) -> tuple[list[str], list[Node]]:
+        """Tensor names by index and the nodes of subgraph ``index``; ``inputs`` stand for
+        the subgraph's inputs (a loop's current values) when given."""
+        model, g = self.model, self.g
+        if not 0 <= index < len(model.subgraphs):
+            raise TinycError(f"{self.what}: subgraph {index} is missing")
+        sg = model.subgraphs[index]
+        names = _read_tensors(model, sg, g, prefix)
+        n = len(names)
+        if inputs is not None:
+            bind_inputs(g, sg, names, inputs, self.what)
+        codes = model.operatorCodes or []
+        ops = []
+        for k, op in enumerate(sg.operators or []):
+            if not 0 <= op.opcodeIndex < len(codes):
+                raise TinycError(f"operator {k} has an invalid opcode index {op.opcodeIndex}")
+            for idx in list(op.inputs if op.inputs is not None else []) + list(
+                op.outputs if op.outputs is not None else []
+            ):
+                _check_index(int(idx), n, f"operator {k}")
+            kind = _op_kind(model, op)
+            no_outputs = op.outputs is None or len(op.outputs) == 0 or min(op.outputs) < 0
+            if no_outputs and kind not in ("ASSIGN_VARIABLE", "CALL_ONCE"):
+                raise TinycError(f"operator {k} has no outputs")
+            first = (
+                op.inputs[0] if no_outputs and op.inputs is not None and len(op.inputs) else None
+            )
+            named = (
+                names[op.outputs[0]]
+                if not no_outputs
+                else (f"{kind.lower()}_{names[first]}" if first is not None else kind.lower())
+            )
+            ops.append((kind, _node_name(named, self.used_names), op))
+        variables = Variables(model, sg, names, g, self.what) if index == 0 else None
+        nodes: list[Node] = []
+        for kind, node_name, op in ops:
+            if kind in ("WHILE", "IF"):
+                expand = unroll_while if kind == "WHILE" else inline_if
+                try:
+                    finals, body = expand(self, op, names, node_name)
+                except UnsupportedError as e:
+                    nodes.append(self._unsupported(kind, node_name, op, names, str(e)))
+                    continue
+                nodes += body
+                for out, final in zip(op.outputs, finals, strict=True):
+                    names[out] = keep_output_name(self.g, body, final, names[out])
+                continue
+            if kind in RESOURCE_OPS and variables is not None:
+                node = variables.node(kind, node_name, op)
+                if node is not None:
+                    nodes.append(node)
+                continue
+            nodes.append(self._node(kind, node_name, op, names))
+        return names, nodes
+
+    @staticmethod
+    def _unsupported(kind: str, node_name: str, op: Any, names: list[str], why: str) -> Node:
+        """A node tinyc cannot translate, kept: inspect and estimate show it, everything
+        else refuses it (with every such node named)."""
+        reason = why.split(": ", 1)[-1] if why.startswith("node ") else why
+        ins = [names[i] if i >= 0 else "" for i in op.inputs]
+        return Node("UNSUPPORTED", node_name, ins, [names[i] for i in op.outputs],
+                    {"op": kind, "reason": reason})  # fmt: skip
+
+    def _node(self, kind: str, node_name: str, op: Any, names: list[str]) -> Node:
+        ctx = _Ctx(op, self.g, names)
         try:
             if kind not in READERS:
                 raise UnsupportedError(NO_TRANSLATION)
@@ -654,7 +697,26 @@ def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
         ]
         while inputs and inputs[-1] == "":
             inputs.pop()
-        g.nodes.append(Node(ir_kind, node_name, inputs, [names[i] for i in op.outputs], attrs))
+        return Node(ir_kind, node_name, inputs, [names[i] for i in op.outputs], attrs)
+
+
+def load_tflite(source: str | Path | bytes, name: str | None = None) -> Graph:
+    """Read a .tflite file (path or bytes) into a Graph; subgraph 0 is the model."""
+    if isinstance(source, bytes | bytearray):
+        buf, what = bytes(source), name or "model"
+    else:
+        path = Path(source)
+        buf, what = path.read_bytes(), str(path)
+        name = name or path.stem
+    model = _unpack_model(buf, what)
+    if not model.subgraphs:
+        raise TinycError(f"{what} has no subgraphs")
+    sg = model.subgraphs[0]
+    g = Graph(name=name or "model", source_format="tflite")
+    reader = _Reader(model, g, what)
+    names, nodes = reader.translate(0)
+    g.nodes.extend(nodes)
+    n = len(names)
     for idx in list(sg.inputs if sg.inputs is not None else []) + list(
         sg.outputs if sg.outputs is not None else []
     ):
