@@ -222,7 +222,7 @@ def _time_axes(g: Graph, steps: int, rec: list[Node]) -> dict[str, int]:
             if p is not None and p.op in RECURRENT_OPS:
                 break  # fed by another recurrent layer: its time axis comes forward
             src = g.inp(p, 0) if p is not None else None
-            if src is None or src.shape != g.tensors[name].shape:
+            if src is None or not _keeps_time(p, src.shape, g.tensors[name].shape, axis):
                 raise UnsupportedError(
                     f"cannot tell which axis of the model input is time for node {n.name!r} "
                     f"({n.op}): its input comes from node {p.name if p else name!r}"
@@ -234,6 +234,19 @@ def _time_axes(g: Graph, steps: int, rec: list[Node]) -> dict[str, int]:
             raise UnsupportedError(f"input {name!r} has no time axis of {steps} steps")
         found[name] = axis
     return found
+
+
+def _keeps_time(p: Node, src: tuple[int, ...], dst: tuple[int, ...], axis: int) -> bool:
+    """``p`` (reading ``src``, writing ``dst``) keeps the time axis ``axis`` where it is:
+    same shape, or a fully-connected layer that changes only the feature (last) axis."""
+    if src == dst:
+        return True
+    return (
+        p.op == "FULLY_CONNECTED"
+        and len(src) == len(dst)
+        and axis < len(dst) - 1
+        and src[:-1] == dst[:-1]
+    )
 
 
 def _one_step(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
