@@ -413,3 +413,11 @@ def test_run_errors(tools, tmp_path):
     (project / "model/model.c").write_text("int broken(void) { return }\n")
     with pytest.raises(BuildError, match=r"model\.c.*error"):
         build_firmware(project, "emu", build_dir=project / "build-broken")
+
+
+def test_a_path_make_cannot_handle_is_a_clear_error(tmp_path):
+    from tinyc.emulate.build import build_firmware
+
+    out = make_project(tmp_path / "with=sign", "mps2-an386")
+    with pytest.raises(TinycError, match="make cannot build in .*with=sign.*the path holds '='"):
+        build_firmware(out, "emu")

@@ -12,6 +12,8 @@ from pathlib import Path
 from tinyc.errors import TinycError
 
 TARGETS = ("board", "emu", "host")
+#: characters make reads as syntax in a target or prerequisite path
+MAKE_UNSAFE = " =:#;$"
 _OUTPUT = {"board": "board/firmware.elf", "emu": "emu/firmware.elf", "host": "host/firmware"}
 _INSTALL = {
     "make": "make",
@@ -106,6 +108,13 @@ def build_firmware(
         raise TinycError(f"{project} has no Makefile: not a tinyc project")
     check_tools(target)
     build = Path(build_dir).resolve() if build_dir else project / "build"
+    unsafe = sorted(set(str(project) + str(build)) & set(MAKE_UNSAFE))
+    if unsafe:
+        raise TinycError(
+            f"make cannot build in {project if set(str(project)) & set(MAKE_UNSAFE) else build}: "
+            f"the path holds {' '.join(repr(c) for c in unsafe)}; move the project to a path "
+            "without them"
+        )
     cmd = ["make", "-C", str(project), f"-j{jobs}", f"BUILD={build}", target]
     cmd += [f"{k}={v}" for k, v in sorted((make_vars or {}).items())]
     env = {**os.environ, "LC_ALL": "C"}
