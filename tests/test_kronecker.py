@@ -552,3 +552,23 @@ def test_kronecker_recurrent_exports_to_kronecker_fc(kind: str, via: str, tmp_pa
 
     q, _ = quantize(g, [[xs[k : k + 1].numpy()] for k in range(16)])
     _host_check(q, "dsp", tmp_path, seeds=2)
+
+
+def test_project_manifest_keeps_the_kronecker_report(tmp_path: Path) -> None:
+    """tinyc.json records what --kronecker did, as it does for --prune."""
+    import json
+
+    from click.testing import CliRunner
+    from conftest import FLOAT_TFLITE, model_path
+
+    from tinyc.cli import cli
+    from tinyc.manifest import MANIFEST
+
+    ad01 = model_path(FLOAT_TFLITE["ad01_fp32"])
+    cal = ad01.parent / "reference_io" / ad01.stem
+    out = tmp_path / "p"
+    r = CliRunner().invoke(cli, ["compile", str(ad01), "--calibration", str(cal), "--kronecker",
+                                 "2", "--board", "nucleo-f746", "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    kron = json.loads((out / MANIFEST).read_text())["kronecker"]
+    assert len(kron["layers"]) == 10 and all(x["rank"] == 2 for x in kron["layers"])

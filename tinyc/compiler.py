@@ -134,8 +134,9 @@ def compile_model(
     report.kronecker = kreport
     if opts.backend == "tflm":
         report.notes += _tflm_zeros_note(g)
-    if preport is not None:  # tinyc.json keeps what the prune pass did
-        _record_pruning(Path(out_dir), preport)
+    # tinyc.json keeps what the compression passes did
+    _record_passes(Path(out_dir), preport.to_json() if preport is not None else None,
+                   kreport.to_dict() if kreport is not None else None)  # fmt: skip
     return report
 
 
@@ -159,16 +160,17 @@ def _tflm_zeros_note(g: Graph) -> list[str]:
     ]
 
 
-def _record_pruning(project: Path, preport) -> None:
-    """Add the pruning report to the project's tinyc.json."""
+def _record_passes(project: Path, pruning: dict | None, kronecker: dict | None) -> None:
+    """Add the reports of --prune and --kronecker to the project's tinyc.json."""
     import json
 
     from tinyc.manifest import MANIFEST
 
     path = project / MANIFEST
-    if path.exists():
+    reports = {k: v for k, v in (("pruning", pruning), ("kronecker", kronecker)) if v is not None}
+    if reports and path.exists():
         data = json.loads(path.read_text())
-        data["pruning"] = preport.to_json()
+        data.update(reports)
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
