@@ -189,20 +189,14 @@ def prune_with_data(g: Graph, opts: PruneOptions, cal: Any, log=None) -> tuple[G
     """What ``compile --prune`` does: the calibration / held-out draw quantization makes
     (the same seeded shuffle), prune (each method for ``both``), compare with the unpruned
     model on the held-out samples; the reconstruction's graph goes on when both ran."""
-    from tinyc.passes.calibration import load_calibration, split_samples
-    from tinyc.passes.quantize import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
+    from tinyc.passes.quantize import draw_samples
 
     notes: list[str] = []
     cal_s: list = []
     held: list = []
     path = getattr(cal, "path", None) if cal is not None else None
-    if path:
-        n_eval = DEFAULT_EVAL_SAMPLES if cal.eval_samples is None else cal.eval_samples
-        cal_s, held = split_samples(
-            load_calibration(path, g), cal.samples, n_eval, DEFAULT_CALIBRATION_SAMPLES
-        )
-        if g.is_quantized:  # real-valued samples; the int8 graph quantizes them itself
-            pass
+    if path:  # real-valued samples (an int8 graph quantizes them itself)
+        cal_s, held = draw_samples(path, g, cal.samples, cal.eval_samples)
     source = "held-out samples"
     if not held:
         if cal_s:

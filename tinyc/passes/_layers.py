@@ -122,3 +122,18 @@ def each_layer_input(g: Graph, samples: list[list[np.ndarray]], nodes: list[Node
         values = interpreter.run(g, sample, keep_all=True)
         for n in nodes:
             visit(n, values[n.inputs[0]])
+
+
+def layer_patches(node: Node, g: Graph, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The windows a CONV_2D / DEPTHWISE_CONV_2D reads from input ``x`` (NHWC), as
+    ``tinyc.ir.ops.window.patches`` gives them (a depthwise multiplier's input channels
+    repeated), and the kernel size."""
+    from tinyc.ir.ops import attr, get_op
+    from tinyc.ir.ops.window import patches
+
+    k, s, d, p = get_op(node.op).geometry(node, g)  # type: ignore[attr-defined]
+    if node.op == "DEPTHWISE_CONV_2D":
+        m = attr(node, "depth_multiplier")
+        if m > 1:
+            x = np.repeat(x, m, axis=3)
+    return patches(x, k, s, d, p, g.out(node).shape[1:3], 0.0), k

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinyc.ir.graph import Graph, Node
-from tinyc.ir.ops.base import attr
-from tinyc.ir.ops.window import patches
 from tinyc.ir.tensor import QuantParams
 from tinyc.passes._layers import (
     each_layer_input,
     fake_quant,
+    layer_patches,
     scale_shape,
     set_weights,
     weight_layers,
@@ -85,15 +84,7 @@ def _cols(node: Node, g: Graph, x: np.ndarray) -> np.ndarray:
     w = g.tensors[node.inputs[1]]
     if node.op == "FULLY_CONNECTED":
         return x.reshape(-1, w.shape[1])
-    from tinyc.ir.ops import get_op
-
-    op = get_op(node.op)
-    k, s, d, p = op.geometry(node, g)  # type: ignore[attr-defined]
-    if node.op == "DEPTHWISE_CONV_2D":
-        m = attr(node, "depth_multiplier")
-        if m > 1:
-            x = np.repeat(x, m, axis=3)
-    cols = patches(x, k, s, d, p, g.out(node).shape[1:3], 0.0)
+    cols, k = layer_patches(node, g, x)
     if node.op == "DEPTHWISE_CONV_2D":
         return cols.reshape(-1, k[0] * k[1], cols.shape[-1])
     return cols.reshape(-1, k[0] * k[1] * x.shape[3])

@@ -336,13 +336,9 @@ def kronecker_with_data(g: Graph, spec: str, cal=None, log=None) -> tuple[Graph,
     samples: list = []
     path = getattr(cal, "path", None) if cal is not None else None
     if path:
-        from tinyc.passes.calibration import load_calibration, split_samples
-        from tinyc.passes.quantize import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_EVAL_SAMPLES
+        from tinyc.passes.quantize import draw_samples
 
-        n_eval = DEFAULT_EVAL_SAMPLES if cal.eval_samples is None else cal.eval_samples
-        samples, _ = split_samples(
-            load_calibration(path, g), cal.samples, n_eval, DEFAULT_CALIBRATION_SAMPLES
-        )
+        samples, _ = draw_samples(path, g, cal.samples, cal.eval_samples)
     factored, report = factorize(g, spec)
     if not samples:
         from tinyc.modelio import random_inputs

@@ -5,8 +5,6 @@ least squares)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from tinyc import interpreter
@@ -14,6 +12,7 @@ from tinyc.ir.fixedpoint import round_half_away
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import get_op
 from tinyc.ir.tensor import Tensor
+from tinyc.passes._layers import layer_patches
 from tinyc.passes.prune import Unit
 
 DAMP = 0.01  # damping: a fraction of the mean diagonal of H, as SparseGPT
@@ -76,8 +75,6 @@ def unit_inputs(
     """The unit's layer inputs as (groups, samples, columns), real values; ``seq``: the
     recurrent node's sequence output (for its recurrent weights). None: no data (an LSTM
     projection)."""
-    from tinyc.ir.ops.window import patches
-
     n = u.node
     x = None if xs[0] is None else _real(g, n.inputs[0], xs[0])
     if u.kind == "fc":
@@ -86,15 +83,7 @@ def unit_inputs(
         return x.reshape(1, -1, w.shape[1])
     if u.kind in ("conv", "dw"):
         assert x is not None
-        op: Any = get_op(n.op)
-        k, s, d, p = op.geometry(n, g)
-        if u.kind == "dw":
-            from tinyc.ir.ops.base import attr
-
-            m = attr(n, "depth_multiplier")
-            if m > 1:
-                x = np.repeat(x, m, axis=3)
-        cols = patches(x, k, s, d, p, g.out(n).shape[1:3], 0.0)
+        cols, k = layer_patches(n, g, x)
         if u.kind == "dw":
             c = cols.shape[-1]
             return cols.reshape(-1, k[0] * k[1], c).transpose(2, 0, 1)

@@ -587,6 +587,17 @@ def quantize(
 
 DEFAULT_CALIBRATION_SAMPLES = 100
 DEFAULT_EVAL_SAMPLES = 64
+
+
+def draw_samples(path: str, g: Graph, n_cal: int | None, n_eval: int | None) -> tuple[list, list]:
+    """The calibration and held-out samples ``compile`` draws from the file at ``path``: one
+    seeded shuffle, so quantization, pruning and factorization see the same split."""
+    from tinyc.passes.calibration import load_calibration, split_samples
+
+    n_eval = DEFAULT_EVAL_SAMPLES if n_eval is None else n_eval
+    return split_samples(load_calibration(path, g), n_cal, n_eval, DEFAULT_CALIBRATION_SAMPLES)
+
+
 """Held-out samples (``--eval-samples``) the report and the quality gate are measured on."""
 SYNTHETIC_WARNING = (
     "SYNTHETIC CALIBRATION: the int8 ranges come from random N(0,1) inputs, not from real "
@@ -610,7 +621,7 @@ def quantize_with_data(
     (tinyc.quality), quantize. ``min_sqnr``: an output SQNR below it is an error. No data:
     refuse, unless ``synthetic`` (then the report warns). A progress bar goes to stderr while
     calibrating."""
-    from tinyc.passes.calibration import load_calibration, split_samples, synthetic_calibration
+    from tinyc.passes.calibration import synthetic_calibration
 
     n = samples if samples is not None else DEFAULT_CALIBRATION_SAMPLES
     if n <= 0:
@@ -620,9 +631,7 @@ def quantize_with_data(
         raise TinycError("--eval-samples must be 0 or more")
     warnings: list[str] = []
     if calibration:
-        cal, held_out = split_samples(
-            load_calibration(calibration, graph), samples, n_eval, DEFAULT_CALIBRATION_SAMPLES
-        )
+        cal, held_out = draw_samples(calibration, graph, samples, n_eval)
     elif synthetic:
         n = samples if samples is not None else 32
         data = synthetic_calibration(graph, n + min(n_eval, 16))
