@@ -117,7 +117,8 @@ class EmulatedProject:
             )
         if self._renode is None:
             resc = self.project / "renode" / f"{self.board.name}.resc"
-            self._renode = RenodeSession(self.elf, self.board, resc, len(self.graph.outputs))
+            g = self.graph
+            self._renode = RenodeSession(self.elf, self.board, resc, len(g.inputs), len(g.outputs))
         as_bytes = [np.ascontiguousarray(x).tobytes() for x in ext[0]]
         want = [np.ascontiguousarray(x).tobytes() for x in expected]
         return self._renode.run(as_bytes, want)

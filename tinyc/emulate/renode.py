@@ -116,7 +116,7 @@ def _symbols(elf: Path, names: Sequence[str]) -> dict[str, tuple[int, int]]:
         return out
 
 
-def _hooks(elf: Path, n_outputs: int) -> tuple[str, dict[str, tuple[int, int]]]:
+def _hooks(elf: Path, n_inputs: int, n_outputs: int) -> tuple[str, dict[str, tuple[int, int]]]:
     """The monitor commands that add the marker hooks, and the image's symbols."""
     wanted = [
         "tinyc_bench_begin",
@@ -125,7 +125,7 @@ def _hooks(elf: Path, n_outputs: int) -> tuple[str, dict[str, tuple[int, int]]]:
         "tinyc_fault_handler",
         "tinyc_outputs",
     ]
-    wanted += [f"tinyc_test_input_{i}" for i in range(64)]
+    wanted += [f"tinyc_test_input_{i}" for i in range(n_inputs)]
     wanted += [f"tinyc_test_expected_{i}" for i in range(n_outputs)]
     syms = _symbols(elf, wanted)
     missing = [n for n in wanted[:5] if n not in syms]
@@ -218,14 +218,16 @@ class _CaseLog:
 class RenodeSession:
     """One Renode process running one board image over several cases."""
 
-    def __init__(self, elf: str | Path, board: Board, resc: str | Path, n_outputs: int) -> None:
+    def __init__(
+        self, elf: str | Path, board: Board, resc: str | Path, n_inputs: int, n_outputs: int
+    ) -> None:
         check_renode_board(board)
         self.board = board
         self.elf = Path(elf).resolve()
         self.n_outputs = n_outputs
         self._tmp = tempfile.TemporaryDirectory(prefix="tinyc-renode-")
         self.workdir = Path(self._tmp.name)
-        hooks, self.symbols = _hooks(self.elf, n_outputs)
+        hooks, self.symbols = _hooks(self.elf, n_inputs, n_outputs)
         script = self.workdir / "session.resc"
         script.write_text(
             f"$elf=@{self.elf}\ninclude @{Path(resc).resolve()}\n{hooks}\n", encoding="utf-8"
@@ -264,7 +266,7 @@ class RenodeSession:
             raise TinycError(f"Renode stopped: {self._tail()}") from e
 
     def _tail(self) -> str:
-        errors = [ln for ln in self._log if "[ERROR]" in ln or "rror" in ln]
+        errors = [ln for ln in self._log if "[ERROR]" in ln]
         last = errors[-1] if errors else (self._log[-1] if self._log else "no output")
         return re.sub(r"^\S+ \[\w+\] ", "", last.strip())
 
