@@ -4,7 +4,8 @@ over the steps of a sequence (the shape converters give unfused Keras RNNs) matc
 from __future__ import annotations
 
 import numpy as np
-from builtin_checks import compare_file, options, pack_subgraphs
+import pytest
+from builtin_checks import compare_file, options, pack_subgraphs, raw_tflite
 from test_tflite_variables import _op, _tensor
 
 from tinyc.frontend.tflite import load_tflite
@@ -155,3 +156,28 @@ def test_an_if_with_a_constant_condition_is_inlined():
         assert g.outputs == ["y"]
     bad = [n for n in load_tflite(if_model(None), "if_rt").nodes if n.op == "UNSUPPORTED"]
     assert len(bad) == 1 and "the condition is known only at run time" in bad[0].attrs["reason"]
+
+
+@pytest.mark.parametrize("kind", ["ADD", "SUB", "MUL"])
+def test_int32_arithmetic_matches_tflm(kind):
+    """Index arithmetic (a loop counter, a shape) on int32 tensors, as TFLM's int32 kernels."""
+    from tinyc.ir.tensor import Tensor
+
+    ts = [Tensor("a", (2, 3), "int32"), Tensor("b", (3,), "int32"), Tensor("y", (2, 3), "int32")]
+    opts = options(f"{kind.capitalize()}OptionsT")
+    data = raw_tflite(kind, ts, ["a", "b"], ["y"], opts)
+    rng = np.random.default_rng(2)
+    cases = [[rng.integers(-1000, 1000, (2, 3)).astype(np.int32),
+              rng.integers(-1000, 1000, 3).astype(np.int32)] for _ in range(3)]  # fmt: skip
+    compare_file(data, kind.lower(), cases, ops=[kind])
+
+
+def test_int32_arithmetic_is_refused_by_the_c_backend(tmp_path):
+    from tinyc.backends.cmsis.codegen import generate_model
+    from tinyc.errors import UnsupportedError
+    from tinyc.ir.tensor import Tensor
+
+    ts = [Tensor("a", (4,), "int32"), Tensor("b", (4,), "int32"), Tensor("y", (4,), "int32")]
+    g = load_tflite(raw_tflite("ADD", ts, ["a", "b"], ["y"], options("AddOptionsT")), "add32")
+    with pytest.raises(UnsupportedError, match="the C backend runs int8 graphs"):
+        generate_model(g, "add32", "dsp")

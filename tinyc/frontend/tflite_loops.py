@@ -63,16 +63,8 @@ def fold(g: Graph, nodes: list[Node]) -> list[Node]:
             kept.append(node)
             continue
         op = get_op(node.op)
-        xs = [g.tensors[i].data if i else None for i in node.inputs]
-        try:
-            op.check(node, g)
-            ys = op.evaluate(node, g, xs)
-        except TinycError:
-            if not _index_arithmetic(g, node, ins):
-                raise
-            # a loop counter's int32 ADD / SUB / MUL (TFLM has int32 kernels, tinyc's ops are
-            # int8 and float): small integers, exact in the op's float32 reference
-            ys = op.eval_float(node, g, xs)
+        op.check(node, g)
+        ys = op.evaluate(node, g, [g.tensors[i].data if i else None for i in node.inputs])
         for name, y in zip(node.outputs, ys, strict=True):
             if name:
                 t = g.tensors[name]
@@ -100,13 +92,6 @@ def keep_output_name(g: Graph, body: list[Node], final: str, name: str) -> str:
         g.tensors[name].data = np.array(t.data, copy=True)
         return name
     return final
-
-
-def _index_arithmetic(g: Graph, node: Node, ins: list) -> bool:
-    outs = [g.tensors[o] for o in node.outputs if o]
-    small = all(np.all(np.abs(t.data.astype(np.int64)) < 1 << 23) for t in ins)
-    ints = all(t.dtype in ("int32", "int64") for t in [*ins, *outs])
-    return node.op in ("ADD", "SUB", "MUL") and ints and small
 
 
 def unroll_while(

@@ -43,6 +43,8 @@ class AddSubParams:
 class _Binary(OpDef):
     attrs = {"activation": "NONE"}
     in_place = True
+    #: TFLM also runs the op on int32 tensors (index arithmetic: a loop counter, a shape)
+    int32: bool = False
 
     def infer(self, node: Node, g: Graph) -> list[Spec]:
         a, b = g.inp(node, 0), g.inp(node, 1)
@@ -55,10 +57,15 @@ class _Binary(OpDef):
         assert a is not None and b is not None
         if y.is_quantized and (a.dtype != "int8" or b.dtype != "int8" or y.dtype != "int8"):
             raise TinycError(f"node {node.name!r} ({node.op}): only int8 or float32 operands")
+        if self.int32 and a.dtype == b.dtype == y.dtype == "int32":
+            return
         if not y.is_quantized and y.dtype != "float32":
             raise TinycError(f"node {node.name!r} ({node.op}): {y.dtype} is not supported")
 
     def eval_float(self, node, g, xs):
+        if g.out(node).dtype == "int32":  # TFLM's int32 kernels: wrapping int32 arithmetic
+            r = self.float_fn(xs[0].astype(np.int64), xs[1].astype(np.int64))
+            return [activation_float(r, attr(node, "activation")).astype(np.int32)]
         r = self.float_fn(xs[0].astype(np.float32), xs[1].astype(np.float32))
         return [activation_float(r, attr(node, "activation")).astype(np.float32)]
 
@@ -106,6 +113,7 @@ class _AddSub(_Binary):
 @register
 class Add(_AddSub):
     kind = "ADD"
+    int32 = True
     sign = 1
 
     @staticmethod
@@ -116,6 +124,7 @@ class Add(_AddSub):
 @register
 class Sub(_AddSub):
     kind = "SUB"
+    int32 = True
     sign = -1
 
     @staticmethod
@@ -137,6 +146,7 @@ class MulParams:
 @register
 class Mul(_Binary):
     kind = "MUL"
+    int32 = True
 
     @staticmethod
     def float_fn(a, b):
