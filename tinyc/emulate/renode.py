@@ -8,8 +8,7 @@ Python hooks at the image's benchmark markers print the instruction count and, o
 inference is done, the bytes of every output tensor; the board's console UART carries the
 rest (stack use, the self-test verdict). The monitor is driven over stdin.
 
-Renode is found through ``$RENODE`` (the launcher) or ``renode`` on PATH; ``renode-test``
-through ``$RENODE_TEST``, beside the launcher, or on PATH.
+Renode is found through ``$RENODE`` (the launcher) or ``renode`` on PATH.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from tinyc.boards import Board
 from tinyc.errors import TinycError
 
 RENODE_ENV = "RENODE"
-RENODE_TEST_ENV = "RENODE_TEST"
 INSTALL_HINT = (
     "install Renode (https://renode.io: the renode packages, or the renode-run GitHub action) "
     f"and put `renode` on PATH or set {RENODE_ENV}=/path/to/renode"
@@ -60,20 +58,6 @@ def find_renode() -> Path:
     return Path(found)
 
 
-def find_renode_test() -> Path:
-    """``renode-test``: ``$RENODE_TEST``, beside the Renode launcher, or on PATH."""
-    given = os.environ.get(RENODE_TEST_ENV)
-    if given:
-        return Path(given).expanduser()
-    beside = find_renode().resolve().parent / "renode-test"
-    if beside.is_file():
-        return beside
-    found = shutil.which("renode-test")
-    if found is None:
-        raise TinycError(f"renode-test not found beside {find_renode()} or on PATH")
-    return Path(found)
-
-
 def renode_machine(board: Board) -> str:
     """What a report calls the emulated machine: the Renode platform file's name."""
     return Path(board.renode_platform or "?").stem
@@ -96,7 +80,6 @@ class RenodeCase:
     stack_size: int
     stack_inference_bytes: int
     console: list[str] = field(default_factory=list)  # the UART lines of this case
-    self_test_passed: bool = False  # the image printed "tinyc: PASS"
 
 
 def _symbols(elf: Path, names: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -211,7 +194,6 @@ class _CaseLog:
             stack_size=int(stack.group(2)) if stack else 0,
             stack_inference_bytes=int(stack.group(3) or 0) if stack else 0,
             console=self.console,
-            self_test_passed="tinyc: PASS" in self.console,
         )
 
 
