@@ -610,7 +610,8 @@ CHECKS = [Family("conv_dw", gen_conv_dw, 24, 6), Family("conv_chain", gen_conv_c
 # Layers whose weights hold random unstructured zeros (30-97 %), measured with the sparse
 # kernels forced (TINYC_SPARSE=on: only layers with at least a quarter of zeros, so the dense
 # families' random weights keep their dense kernels). Refit with
-#     python bench/estimate_calibrate.py --families sparse_fc,sparse_conv --merge --no-boards
+#     python bench/estimate_calibrate.py --families sparse_fc,sparse_conv,sparse_fc_grouped \
+#         --merge --no-boards
 
 
 def _sparsify(g: Graph, rng) -> Graph:
@@ -632,10 +633,29 @@ def gen_sparse_conv(rng, seed: int) -> Graph:
             return _sparsify(g, rng)
 
 
+def gen_sparse_fc_grouped(rng, seed: int) -> Graph:
+    """Zeros in whole columns of groups of four output channels (--prune-block 4), 30-97 %
+    of the columns of each group: the grouped encoding (tinyc_spfcg_s8)."""
+    from tinyc.backends.cmsis.emit.sparse import GROUP
+
+    g = gen_fc(rng, seed) if rng.random() < 0.7 else gen_fc_small(rng, seed)
+    w = g.tensors["w"]
+    out_c, k = w.data.shape
+    sparsity = float(rng.uniform(0.3, 0.97))
+    while True:  # (a tiny layer may keep every column by chance: it would run dense)
+        keep = rng.random((-(-out_c // GROUP), k)) >= sparsity
+        if keep.mean() <= 0.7:
+            break
+    keep = np.repeat(keep, GROUP, axis=0)[:out_c]
+    w.data = np.where(keep, np.where(w.data == 0, 1, w.data), 0).astype(w.data.dtype)
+    return g
+
+
 os.environ.setdefault("TINYC_SPARSE", "on")
 SPARSE_FAMILIES = [
     Family("sparse_fc", gen_sparse_fc, 60, 12),
     Family("sparse_conv", gen_sparse_conv, 48, 8),
+    Family("sparse_fc_grouped", gen_sparse_fc_grouped, 40, 8),
 ]
 FAMILIES += SPARSE_FAMILIES
 # ---- end of the sparse kernels' block ------------------------------------------------------

@@ -5,8 +5,9 @@ firmware bit-exact against the reference interpreter, instructions per inference
 on held-out data on tinyc's int8 interpreter (bench/quantization.py's data and metrics).
 
 Tables:
-1. ad01_fp32 at 80 / 90 %, magnitude vs reconstruction: anomaly-score error vs float on
-   held-out ToyCar windows, weight bytes and M7 instructions vs tinyc's dense int8 build.
+1. ad01_fp32 at 80 / 90 %, magnitude vs reconstruction, unstructured and in blocks of four
+   output channels (--prune-block 4): anomaly-score error vs float on held-out ToyCar
+   windows, weight bytes and M7 instructions vs tinyc's dense int8 build.
 2. vww_96_float and pretrainedResnet at 50 / 70 % (reconstruction): top-1 agreement with
    float on held-out photo crops, instructions and flash vs dense on M4, M7, M55.
 3. Recurrent: trained_lstm (TFLite, sklearn digits as 28 rows) and a PyTorch LSTM
@@ -79,6 +80,7 @@ def build_run(
     prune: str | None = None,
     method: str | None = None,
     backend: str = "cmsis",
+    block: int = 1,
 ) -> dict:
     """compile (--prune, --calibration) -> build for QEMU -> one inference: bit-exact?
     instructions, flash, weight bytes, and the int8 graph."""
@@ -89,7 +91,7 @@ def build_run(
         board=board,
         backend=backend,
         calibration=CalibrationOptions(path=cal, eval_samples=0),
-        prune=PruneOptions.parse(prune, method) if prune else None,
+        prune=PruneOptions.parse(prune, method, block) if prune else None,
     )
     rep = compile_model(model, opts, out, log=lambda m: None)
     res: dict = {"weight_bytes": rep.weight_bytes, "report": rep, "project": out}
@@ -134,11 +136,18 @@ def sparse_layers(src: str) -> str:
     import re
 
     n = src.count("tinyc_spfc_s8(") + src.count("tinyc_spconv_s8(")
+    grouped = src.count("tinyc_spfcg_s8(")
     r = len(re.findall(r"int32_t so_\w+\[", src))
-    return f"{n}" + (f" + {r} gate mat." if r else "")
+    return (
+        f"{n}" + (f" + {grouped} grouped" if grouped else "") + (f" + {r} gate mat." if r else "")
+    )
 
 
 # -- 1. ad01 ------------------------------------------------------------------------------
+
+#: (method, --prune-block) of the ad01 rows: unstructured, then blocks of four FC channels
+#: (the grouped sparse kernel)
+BUILDS = [("magnitude", 1), ("reconstruction", 1), ("magnitude", 4), ("reconstruction", 4)]
 
 
 def bench_ad01(quick: bool) -> dict:
@@ -171,14 +180,14 @@ def bench_ad01(quick: bool) -> dict:
         "score_err": dm["score_rel_err"],
     }
     for s in (0.8, 0.9):
-        for method in ("magnitude", "reconstruction"):
+        for method, block in BUILDS:
             t0 = time.time()
-            r = build_run(str(AD01), board, cal, str(s), method)
+            r = build_run(str(AD01), board, cal, str(s), method, block=block)
             m = Q.compare(ref, int8_eval(fg, r["graph"], ev), ev, Q._mse_score)
             wb = matrix_bytes(r["graph"], "dsp")
             rows.append(
                 [
-                    f"{s:.0%} {method}",
+                    f"{s:.0%} {method}" + (f", blocks of {block}" if block > 1 else ""),
                     sparse_layers(r["model_c"]),
                     f"{100 * m['score_rel_err']:.1f} %",
                     f"{wb:,}",
@@ -189,7 +198,7 @@ def bench_ad01(quick: bool) -> dict:
                     "yes" if r["bit_exact"] else "NO",
                 ]
             )
-            out[f"{s}_{method}"] = {
+            out[f"{s}_{method}" + (f"_b{block}" if block > 1 else "")] = {
                 "instructions": r["instructions"],
                 "weight_bytes": wb,
                 "score_err": m["score_rel_err"],

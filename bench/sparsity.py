@@ -1,12 +1,13 @@
 """Sparse kernels vs dense, measured in QEMU (instructions per inference).
 
 Per core (M0+, M4, M7, M55): a one-row FULLY_CONNECTED, a pointwise and a 3x3 CONV_2D with
-random unstructured zeros at sparsities 0.3-0.95, each built with the dense kernels
-(TINYC_SPARSE=off) and the sparse ones (on), and the break-even sparsity per kernel and core
-(interpolated where sparse/dense crosses 1). Then ad01 (MLPerf Tiny anomaly detection, FC
-autoencoder) pruned by plain magnitude (numpy: the smallest 80 % / 90 % of each int8 weight
-tensor zeroed): weight bytes and M7 instructions of the sparse build (the compiler's own
-choice, TINYC_SPARSE=auto) vs tinyc's dense int8 build.
+random unstructured zeros at sparsities 0.3-0.95, and the same FULLY_CONNECTED with its zeros
+in blocks of four output channels (--prune-block 4: the grouped kernel, tinyc_spfcg_s8),
+each built with the dense kernels (TINYC_SPARSE=off) and the sparse ones (on), and the
+break-even sparsity per kernel and core (interpolated where sparse/dense crosses 1). Then
+ad01 (MLPerf Tiny anomaly detection, FC autoencoder) pruned by plain magnitude (numpy: the
+smallest 80 % / 90 % of each int8 weight tensor zeroed): weight bytes and M7 instructions of
+the sparse build (the compiler's own choice, TINYC_SPARSE=auto) vs tinyc's dense int8 build.
 
     python bench/sparsity.py [--cores M7,M55] [--sparsities 0.5,0.9] [--no-layers] [--json F]
 """
@@ -40,18 +41,31 @@ SPARSITIES = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 AD01 = ROOT.parent / "shared/models/mlperf_tiny_ad_fc_autoencoder/ad01_int8.tflite"
 
 
+#: layers pruned in blocks of four output channels (the rest: unstructured)
+BLOCKED = {"fc 1x256->128 blocks of 4"}
+
+
 def layers() -> dict[str, Graph]:
     return {
         "fc 1x256->128": G.fully_connected(1, 1, 256, 128, "RELU"),
+        "fc 1x256->128 blocks of 4": G.fully_connected(1, 1, 256, 128, "RELU"),
         "conv 1x1 12x12x32->32": G.conv(2, 12, 12, 32, 32, (1, 1), (1, 1), (1, 1), (0,) * 4),
         "conv 3x3 12x12x16->32": G.conv(3, 12, 12, 16, 32, (3, 3), (1, 1), (1, 1), (1,) * 4),
     }
 
 
-def random_prune(g: Graph, sparsity: float, seed: int = 0) -> Graph:
+def random_prune(g: Graph, sparsity: float, seed: int = 0, block: int = 1) -> Graph:
+    """Zero a random ``sparsity`` of the weights, in blocks of ``block`` output channels
+    that lose the same columns (a zero that random weights hold inside a kept block is
+    made 1, so that the blocks are exact)."""
     w = g.tensors["w"]
-    keep = np.random.default_rng(seed).random(w.data.shape) >= sparsity
-    w.data = np.where(keep, w.data, 0).astype(np.int8)
+    rng = np.random.default_rng(seed)
+    m = w.data.reshape(w.data.shape[0], -1)
+    keep = rng.random((-(-m.shape[0] // block), m.shape[1])) >= sparsity
+    keep = np.repeat(keep, block, axis=0)[: m.shape[0]]
+    if block > 1:
+        m = np.where(m == 0, 1, m)
+    w.data = np.where(keep, m, 0).astype(np.int8).reshape(w.data.shape)
     return g
 
 
@@ -100,7 +114,7 @@ def bench_layers(cores: list[str], sparsities: list[float], work: Path) -> dict:
             dense, _ = measure(g0, board, "off", work)
             rows, points = [], []
             for s in sparsities:
-                g = random_prune(layers()[name], s, 1)
+                g = random_prune(layers()[name], s, 1, 4 if name in BLOCKED else 1)
                 g.name = f"{g0.name}_{int(s * 100)}"
                 n, _ = measure(g, board, "on", work)
                 rows.append({"sparsity": s, "dense": dense, "sparse": n})

@@ -250,3 +250,63 @@ def test_cli_estimate_with_prune(capsys):
     path = str(model_path(FLOAT_TFLITE["ad01_fp32"]))
     assert main(["estimate", path, "--board", "nucleo-f746", "--prune", "0.5"]) == 0
     assert "pruned: 132,096 of 264,192 weights zero (50.0 %, magnitude)" in capsys.readouterr().out
+
+
+# -- --prune-block ------------------------------------------------------------------------
+
+
+def _in_blocks(w: np.ndarray, block: int) -> float:
+    """The share of the zeros that lie in whole blocks (a column of ``block`` consecutive
+    rows all zero)."""
+    z = w.reshape(w.shape[0], -1) == 0
+    whole = np.zeros_like(z)
+    for r in range(0, z.shape[0], block):
+        whole[r : r + block] = z[r : r + block].all(axis=0)
+    return float(whole.sum()) / max(1, int(z.sum()))
+
+
+def test_lowest_mask_takes_whole_blocks():
+    from tinyc.passes.prune_solve import lowest_mask
+
+    rng = np.random.default_rng(3)
+    score = rng.random((1, 10, 7))  # 10 rows: blocks of 4, 4, 2
+    score[0, :, 3] = np.inf  # a column that never goes (a bias)
+    mask = lowest_mask(score, 30, 4)
+    assert 30 <= mask.sum() < 34 and not mask[0, :, 3].any()
+    for r0 in (0, 4, 8):
+        blk = mask[0, r0 : r0 + 4]
+        assert np.all(blk == blk[0])
+    np.testing.assert_array_equal(lowest_mask(score, 30, 1).sum(), 30)
+
+
+@pytest.mark.parametrize("method", ["magnitude", "reconstruction"])
+def test_prune_block_shares_columns_in_fc_layers(ad01, method):
+    g, cal, ev = ad01
+    r = prune(g, PruneOptions.parse("0.8", method, 4), cal, method=method)
+    units = weight_units(r.graph)
+    total = sum(r.graph.tensors[u.tensor].size for u in units)
+    zeros = sum(_zeros(r.graph, u) for u in units)
+    # whole blocks (a few over), and the scattered weights int8 rounds to zero anyway
+    assert 0.8 * total <= zeros <= 0.802 * total
+    for u in units:  # (a layer the allocation barely prunes holds mostly int8-dead zeros)
+        w = r.graph.tensors[u.tensor].data
+        assert u.kind == "fc"
+        assert np.mean(w == 0) < 0.5 or _in_blocks(w, 4) > 0.95, u.label
+    unstructured = prune(g, PruneOptions.parse("0.8", method), cal, method=method)
+    first = units[0].tensor
+    assert _in_blocks(unstructured.graph.tensors[first].data, 4) < 0.8
+    assert _in_blocks(r.graph.tensors[first].data, 4) > 0.95
+    # blocks cost accuracy, not much with reconstruction
+    if method == "reconstruction":
+        assert _out_sqnr(g, r.graph, ev) > _out_sqnr(g, unstructured.graph, ev) - 3
+
+
+def test_prune_block_bad_value_is_one_error_line(capsys):
+    from tinyc.cli import main
+
+    path = str(model_path(FLOAT_TFLITE["ad01_fp32"]))
+    with pytest.raises(TinycError, match="--prune-block must be one of"):
+        PruneOptions.parse("0.8", None, 3)
+    rc = main(["estimate", path, "--board", "nucleo-f746", "--prune-block", "4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "--prune-block needs --prune SPEC" in err[-1]

@@ -36,6 +36,29 @@ def pruned(g: Graph, sparsity: float, seed: int = 0) -> Graph:
     return g
 
 
+def block_pruned(g: Graph, sparsity: float, seed: int = 0) -> Graph:
+    """Zero a random ``sparsity`` of the columns of each group of four output channels
+    (what --prune-block 4 leaves); a short last group is pruned alike."""
+    w = g.tensors["w"]
+    out_c, k = w.data.shape
+    ng = -(-out_c // sparse.GROUP)
+    keep = np.random.default_rng(seed).random((ng, k)) >= sparsity
+    keep = np.repeat(keep, sparse.GROUP, axis=0)[:out_c]
+    w.data = np.where(keep, np.where(w.data == 0, 1, w.data), 0).astype(np.int8)
+    return g
+
+
+def grouped_cases() -> list[tuple[str, Graph]]:
+    return [
+        ("gfc_k600", block_pruned(graphs.fully_connected(7, 1, 600, 36, "RELU"), 0.8, 1)),
+        ("gfc_rows3_oc9", block_pruned(graphs.fully_connected(8, 3, 100, 9), 0.5, 2)),
+        ("gfc_90", block_pruned(graphs.fully_connected(9, 1, 256, 64, "RELU6", False), 0.9, 3)),
+    ]
+
+
+GROUPED = grouped_cases()
+
+
 def cases() -> list[tuple[str, Graph]]:
     return [
         ("fc_k600", pruned(graphs.fully_connected(1, 1, 600, 37, "RELU"), 0.8, 1)),
@@ -72,11 +95,27 @@ def test_encoding_round_trips() -> None:
         np.testing.assert_array_equal(sparse.decode(sw, out_c, k), w)
 
 
+def test_grouped_encoding_round_trips() -> None:
+    rng = np.random.default_rng(1)
+    for out_c, k, density in [(8, 3, 0.5), (7, 255, 1.0), (4, 256, 0.9), (6, 700, 0.2)]:
+        w = rng.integers(-128, 128, (out_c, k)).astype(np.int8)
+        w[rng.random(w.shape) >= density] = 0
+        sw = sparse.encode_grouped(w)
+        assert sw.val.size == sparse.GROUP * sw.idx.size
+        assert sw.nbytes == sw.cnt.size + 5 * sw.idx.size
+        np.testing.assert_array_equal(sparse.decode_grouped(sw, out_c, k), w)
+    _, g = GROUPED[0]
+    w = g.tensors["w"].data
+    assert sparse.encode_grouped(w).idx.size == np.count_nonzero(w) // sparse.GROUP
+
+
 @pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
-@pytest.mark.parametrize("name, g", CASES, ids=[n for n, _ in CASES])
+@pytest.mark.parametrize("name, g", CASES + GROUPED, ids=[n for n, _ in CASES + GROUPED])
 def test_on_host_bit_exact(name: str, g: Graph, target: str, tmp_path: Path, forced) -> None:
     gen = generate_model(g, g.name, target)
-    assert "tinyc_sp" in gen.files["model/model.c"]
+    src = gen.files["model/model.c"]
+    assert "tinyc_sp" in src
+    assert ("tinyc_spfcg_s8(" in src) == name.startswith("g")
     exe = build_host(gen, tmp_path)
     for seed in range(2):
         case = random_inputs(g, seed)
@@ -119,8 +158,9 @@ def _qemu_failures(core: str, gs: list[tuple[str, Graph]], tmp_path: Path) -> li
 @pytest.mark.qemu
 @pytest.mark.parametrize("core", list(BOARDS))
 def test_in_qemu_bit_exact_fast(core: str, tmp_path: Path, forced) -> None:
-    """One FC and one 3x3 convolution per core kind (the one-row and the block paths)."""
-    assert not _qemu_failures(core, [CASES[0], CASES[4]], tmp_path)
+    """One FC and one 3x3 convolution per core kind (the one-row and the block paths), and
+    the grouped encoding's FC."""
+    assert not _qemu_failures(core, [CASES[0], CASES[4], GROUPED[1]], tmp_path)
 
 
 @needs_arm
@@ -128,7 +168,7 @@ def test_in_qemu_bit_exact_fast(core: str, tmp_path: Path, forced) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("core", list(BOARDS))
 def test_in_qemu_bit_exact_all(core: str, tmp_path: Path, forced) -> None:
-    assert not _qemu_failures(core, CASES, tmp_path)
+    assert not _qemu_failures(core, CASES + GROUPED, tmp_path)
 
 
 def _calibrated(target: str) -> bool:
@@ -304,3 +344,44 @@ def test_recurrent_in_qemu_bit_exact_m7(tmp_path: Path, monkeypatch) -> None:
             assert r.bit_exact, f"{name} ({mode}): {r.mismatches} values differ"
             counts[mode] = r.instructions
         print(name, counts)
+
+
+def test_block_pruned_fc_takes_the_grouped_kernel(monkeypatch) -> None:
+    """The cost model (auto) gives a block-pruned FC the grouped encoding on DSP cores, where
+    it runs in fewer instructions than both the dense and the per-channel sparse kernels,
+    and a light pruning keeps the dense one."""
+    monkeypatch.setenv("TINYC_SPARSE", "auto")
+    cal = sparse._calibration(sparse.REFERENCE_CORE["dsp"])
+    if cal is None or cal.kernel("tinyc_spfcg_s8") is None:
+        pytest.skip("grouped sparse kernel not calibrated")
+    heavy = block_pruned(graphs.fully_connected(31, 1, 640, 128, "RELU"), 0.8, 31)
+    node = heavy.nodes[0]
+    dense, per_channel = sparse.layer_costs(node, heavy, "dsp")
+    _, grouped = sparse.layer_costs(node, heavy, "dsp", kernel="tinyc_spfcg_s8")
+    assert grouped < per_channel < dense
+    assert sparse.sparse_choice(node, heavy, "dsp") == "tinyc_spfcg_s8"
+    src = generate_model(heavy, "m", "dsp").files["model/model.c"]
+    assert "tinyc_spfcg_s8(" in src
+    w = heavy.tensors["w"].data
+    assert sparse.sparse_weight_bytes(node, heavy, "dsp") == sparse.encode_grouped(w).nbytes
+    light = block_pruned(graphs.fully_connected(32, 1, 640, 128, "RELU"), 0.3, 32)
+    assert sparse.sparse_choice(light.nodes[0], light, "dsp") is None
+
+
+@needs_arm
+@pytest.mark.qemu
+def test_grouped_estimate_within_ten_percent(tmp_path: Path, monkeypatch) -> None:
+    """estimate's instructions for a block-pruned FC (grouped kernel) vs QEMU's on M7."""
+    from tinyc.estimate import estimate_model
+    from tinyc.runner import EmulatedProject
+
+    monkeypatch.setenv("TINYC_SPARSE", "on")
+    g = block_pruned(graphs.fully_connected(33, 1, 512, 128, "RELU"), 0.85, 33)
+    est = estimate_model(g, BOARDS["M7"]).to_json()
+    project = tmp_path / "p"
+    compile_model(g, CompileOptions(board=BOARDS["M7"]), project, log=lambda m: None)
+    assert "tinyc_spfcg_s8(" in (project / "model" / "model.c").read_text()
+    ep = EmulatedProject.build(project)
+    r = ep.run_case("0", random_inputs(ep.graph, 0))
+    assert r.bit_exact
+    assert est["instructions"] == pytest.approx(r.instructions, rel=0.10)

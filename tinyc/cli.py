@@ -216,6 +216,13 @@ _PRUNE_OPTIONS = [
         "both: report both, keep reconstruction).",
     ),
     click.option(
+        "--prune-block",
+        type=click.Choice(["1", "2", "4", "8"]),
+        help="Prune fully-connected layers in blocks of N output channels that lose the same "
+        "input columns (default 1: unstructured). 4 matches the C backend's grouped sparse "
+        "kernel: about 2x fewer instructions per weight kept than unstructured zeros.",
+    ),
+    click.option(
         "--kronecker",
         metavar="SPEC",
         help="Replace fully-connected matrices by the nearest sum of R Kronecker products "
@@ -227,12 +234,14 @@ _PRUNE_OPTIONS = [
 def _prune_options(kw: dict):
     """PruneOptions from --prune / --prune-method (None without --prune)."""
     if kw.get("prune") is None:
-        if kw.get("prune_method"):
-            raise click.UsageError("--prune-method needs --prune SPEC")
+        for flag in ("prune_method", "prune_block"):
+            if kw.get(flag):
+                raise click.UsageError(f"--{flag.replace('_', '-')} needs --prune SPEC")
         return None
     from tinyc.passes.prune import PruneOptions
 
-    return PruneOptions.parse(kw["prune"], kw.get("prune_method"))
+    block = kw.get("prune_block")
+    return PruneOptions.parse(kw["prune"], kw.get("prune_method"), int(block) if block else None)
 
 
 def _compile_options(f):

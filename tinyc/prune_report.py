@@ -213,7 +213,8 @@ def prune_with_data(g: Graph, opts: PruneOptions, cal: Any, log=None) -> tuple[G
     kept = "reconstruction" if "reconstruction" in graphs else results[-1].method
     if opts.method == "both" and not cal_s:
         notes.append("no calibration data: both runs are magnitude pruning")
-    report = PruneReport(opts.spec.text, kept, results, len(held), source, len(cal_s), notes)
+    spec = opts.spec.text + (f" in blocks of {opts.block} FC channels" if opts.block > 1 else "")
+    report = PruneReport(spec, kept, results, len(held), source, len(cal_s), notes)
     if log is not None:
         k = next(r for r in results if r.method == kept)
         log(f"pruned {100 * k.sparsity:.1f} % of the weights ({kept})")

@@ -1205,6 +1205,33 @@ def sparse_fc(node: Node, g: Graph, calls: int, t: Target) -> Features:
     return f
 
 
+def sparse_fc_grouped(node: Node, g: Graph, calls: int, t: Target) -> Features:
+    """tinyc_spfcg_s8: row after row, per group of four channels and segment its columns
+    (DSP: two at a time, then the odd one; Helium and others: one at a time)."""
+    from tinyc.backends.cmsis.emit.sparse import encode_grouped
+
+    f = Features()
+    w, x = g.inp(node, 1), g.inp(node, 0)
+    assert w is not None and w.data is not None and x is not None
+    oc, k = w.shape
+    rows = x.size // k
+    sw = encode_grouped(w.data.reshape(oc, -1))
+    per = sw.per_seg.reshape(-1)
+    f.add(f.insn, "calls", calls)
+    f.add(f.code, "calls", calls)
+    f.add(f.insn, "spg_rows", calls * rows)
+    f.add(f.insn, "spg_groups", calls * rows * sw.per_seg.shape[0])
+    f.add(f.insn, "spg_seg", calls * rows * per.size)
+    if t.dsp and not t.quads:
+        f.add(f.insn, "spg_pairs", calls * rows * int((per // 2).sum()))
+        f.add(f.insn, "spg_odd", calls * rows * int((per % 2).sum()))
+    else:
+        f.add(f.insn, "spg_cols", calls * rows * int(per.sum()))
+    _requant(f, node, g, calls * rows * oc, calls)
+    f.weight_reads = calls * rows * (sw.nbytes + 12 * oc)
+    return f
+
+
 def sparse_conv(node: Node, g: Graph, calls: int, t: Target) -> Features:
     """tinyc_spconv_s8: output pixels in blocks of TINYC_SP_ROWS (a short last block repeats
     its last pixel, a lone one goes alone), receptive fields gathered unless 1x1 unpadded."""
@@ -1256,6 +1283,7 @@ def dense_features(node: Node, g: Graph, t: Target) -> Features:
 
 KERNELS["tinyc_spfc_s8"] = sparse_fc
 KERNELS["tinyc_spconv_s8"] = sparse_conv
+KERNELS["tinyc_spfcg_s8"] = sparse_fc_grouped
 
 
 # ---- Kronecker kernel (kron_s8.c; tinyc.backends.cmsis.emit.kronecker) ----------------------

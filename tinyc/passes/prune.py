@@ -58,6 +58,7 @@ class Unit:
     kind: str
     tensor: str
     groups: int = 1
+    block: int = 1  # rows (output channels) pruned together: --prune-block, FC layers only
 
     @property
     def label(self) -> str:
@@ -169,17 +170,29 @@ def parse_spec(text: str) -> PruneSpec:
     return PruneSpec(text, rules=rules)
 
 
+#: --prune-block values: output channels of a fully-connected layer that lose the same
+#: columns (4: the grouped sparse encoding of the C backend, tinyc_spfcg_s8)
+BLOCKS = (1, 2, 4, 8)
+
+
 @dataclass
 class PruneOptions:
     spec: PruneSpec
     method: str = "auto"  # auto (reconstruction with data, else magnitude) or one of METHODS
+    block: int = 1  # 1: unstructured; N: blocks of N output channels of FC layers
 
     @classmethod
-    def parse(cls, spec: str, method: str | None = None) -> PruneOptions:
+    def parse(cls, spec: str, method: str | None = None, block: int | None = None
+              ) -> PruneOptions:  # fmt: skip
         m = method or "auto"
         if m not in ("auto", *METHODS):
             raise TinycError(f"--prune-method must be one of {', '.join(METHODS)}, not {m!r}")
-        return cls(parse_spec(spec), m)
+        b = 1 if block is None else int(block)
+        if b not in BLOCKS:
+            raise TinycError(
+                f"--prune-block must be one of {', '.join(map(str, BLOCKS))}, not {block}"
+            )
+        return cls(parse_spec(spec), m, b)
 
 
 def _count(frac: float, size: int) -> int:
@@ -204,6 +217,32 @@ def rule_counts(units: list[Unit], g: Graph, spec: PruneSpec) -> dict[str, int]:
         for u in units
         if u.tensor in frac
     }
+
+
+def zero_int8_dead(g: Graph, units: list[Unit]) -> int:
+    """Set to zero the float weights that tinyc's int8 weights (symmetric, per channel:
+    scale max|w| / 127 along the op's weight axis, tinyc.passes.quantize) round to zero,
+    and return how many. They are zero in the int8 model anyway; counted as zeros the pass
+    already has, they cost nothing in the allocation, and the reconstruction keeps them at
+    zero instead of re-fitting them into small int8 values (which made pruned builds of
+    vww_96_float larger than the unpruned one)."""
+    from tinyc.ir.ops import get_op
+
+    total = 0
+    for u in units:
+        t = g.tensors[u.tensor]
+        if t.dtype != "float32" or t.data is None or u.kind not in ("fc", "conv", "dw"):
+            continue
+        w = t.data.astype(np.float64)
+        axis = get_op(u.node.op).weight_axis % w.ndim
+        other = tuple(i for i in range(w.ndim) if i != axis)
+        half_step = np.abs(w).max(axis=other, keepdims=True) / 127.0 / 2.0
+        dead = (np.abs(w) < half_step) & (w != 0)
+        n = int(dead.sum())
+        if n:
+            t.data = np.where(dead, 0.0, t.data).astype(t.data.dtype)
+            total += n
+    return total
 
 
 # -- allocation -------------------------------------------------------------------------------
@@ -317,9 +356,22 @@ def prune(
     units = weight_units(g)
     if not units:
         raise TinycError(f"--prune: model {g.name!r} has no conv, FC or recurrent weights to prune")
+    for u in units:
+        if u.kind == "fc":
+            u.block = opts.block
     sizes = {u.tensor: g.tensors[u.tensor].size for u in units}
     spec = opts.spec
     stats = None
+    if spec.fraction is None:
+        counts = rule_counts(units, g, spec)
+        units = [u for u in units if u.tensor in counts]
+    if not g.is_quantized:
+        dead = zero_int8_dead(g, units)
+        if dead:
+            notes.append(
+                f"{dead:,} float weights that int8 rounds to zero counted as pruned "
+                "(so that the re-fit does not bring them back)"
+            )
     if spec.fraction is not None:
         eligible = [u for u in units if sizes[u.tensor] >= MIN_WEIGHTS]
         total = _count(spec.fraction, sum(sizes.values()))
@@ -344,15 +396,12 @@ def prune(
         counts.update({u.tensor: have[u.tensor] for u in units if u not in eligible})
         if not samples:
             notes.append("no calibration data: layer sensitivity judged from the weights alone")
-    else:
-        counts = rule_counts(units, g, spec)
-        units = [u for u in units if u.tensor in counts]
     if m == "reconstruction":
         notes += ps.reconstruct(g, units, counts, samples or [])
     else:
         for u in units:
             t = g.tensors[u.tensor]
-            t.data = ps.magnitude_prune(t.data, counts[u.tensor])
+            t.data = ps.magnitude_prune(t.data, counts[u.tensor], u.block)
     return PruneResult(g, m, counts, notes, time.perf_counter() - t0)
 
 

@@ -44,11 +44,41 @@ def from_matrix(u: Unit, m: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return m.reshape(shape)
 
 
-def magnitude_prune(w: np.ndarray, count: int) -> np.ndarray:
+def lowest_mask(score3: np.ndarray, count: int, block: int = 1) -> np.ndarray:
+    """True at the ``count`` lowest scores of a (groups, rows, columns) array; with
+    ``block`` > 1, whole blocks of ``block`` consecutive rows of one column go together,
+    lowest summed score first (a block of rows left at the end of a group counts its own
+    rows), until at least ``count`` entries are taken."""
+    g, r, c = score3.shape
+    if block <= 1 or r <= 1:
+        flat = score3.reshape(-1)
+        mask = np.zeros(flat.size, bool)
+        mask[np.argsort(flat, kind="stable")[:count]] = True
+        return mask.reshape(score3.shape)
+    nb = -(-r // block)
+    padded = np.zeros((g, nb * block, c))
+    padded[:, :r] = score3
+    sums = padded.reshape(g, nb, block, c).sum(axis=2).reshape(-1)
+    sizes = np.full((g, nb, c), block)
+    sizes[:, -1, :] = r - (nb - 1) * block
+    order = np.argsort(sums, kind="stable")
+    taken = int(np.searchsorted(np.cumsum(sizes.reshape(-1)[order]), count)) + 1
+    chosen = np.zeros(sums.size, bool)
+    chosen[order[: min(taken, sums.size)] if count > 0 else []] = True
+    rows = np.repeat(chosen.reshape(g, nb, c), block, axis=1)[:, :r]
+    return rows & np.isfinite(score3)
+
+
+def magnitude_prune(w: np.ndarray, count: int, block: int = 1) -> np.ndarray:
     """``w`` with its ``count`` smallest-magnitude entries set to zero (exactly ``count``
-    zeros, or the zeros it already had when there were more)."""
+    zeros, or the zeros it already had when there were more); with ``block`` > 1 (a
+    fully-connected matrix, rows = output channels), in blocks of that many rows."""
     out = w.copy()
     if count <= 0:
+        return out
+    if block > 1:
+        m = np.abs(w.reshape(1, w.shape[0], -1)).astype(np.float64) ** 2
+        out[lowest_mask(m, count, block).reshape(w.shape)] = 0
         return out
     order = np.argsort(np.abs(w.reshape(-1)).astype(np.float64), kind="stable")
     out.reshape(-1)[order[:count]] = 0
@@ -163,17 +193,15 @@ def _damped(h: np.ndarray) -> np.ndarray:
     return h + lam[:, None, None] * np.eye(h.shape[1])[None]
 
 
-def saliency_mask(w3: np.ndarray, hinv: np.ndarray, count: int, biased: bool) -> np.ndarray:
+def saliency_mask(w3: np.ndarray, hinv: np.ndarray, count: int, biased: bool,
+                  block: int = 1) -> np.ndarray:  # fmt: skip
     """True where a weight goes: the ``count`` lowest OBS saliencies w^2 / [H^-1]_jj (the
-    bias column, last when ``biased``, never goes)."""
+    bias column, last when ``biased``, never goes), in blocks of ``block`` rows."""
     diag = np.diagonal(hinv, axis1=1, axis2=2)[:, None, :]
     sal = w3**2 / np.maximum(diag, 1e-30)
     if biased:
         sal[:, :, -1] = np.inf
-    flat = sal.reshape(-1)
-    mask = np.zeros(flat.size, bool)
-    mask[np.argsort(flat, kind="stable")[:count]] = True
-    return mask.reshape(w3.shape)
+    return lowest_mask(sal, count, block)
 
 
 EXACT_BUDGET = 2e8  # flops of row-by-row exact solves above which the OBS sweep is used
@@ -301,11 +329,11 @@ def error_curve(
             continue
         if method == "reconstruction":
             assert hinv is not None
-            mask = saliency_mask(w3, hinv, count, biased)
+            mask = saliency_mask(w3, hinv, count, biased, u.block)
             new = obs_sweep(hinv, rhs, mask, chol)
         else:
             real = real_weights(t)
-            new = to_matrix(u, magnitude_prune(real, count))
+            new = to_matrix(u, magnitude_prune(real, count, u.block))
             if biased:
                 new = np.concatenate([new, w3[:, :, -1:]], axis=2)
         e = _quad(new - w3, np.asarray(h)) / signal if signal > 0 else 0.0
@@ -462,7 +490,7 @@ def _solve_unit(g, u, count, vo, vp, outs_o, seq_p, original, current, notes) ->
     hinv = np.linalg.inv(hd)
     rhs = np.matmul(w3, c)  # w X_o^T X_p: the unpruned output projected on the pruned inputs
     dense = np.matmul(rhs, hinv)
-    mask = saliency_mask(dense, hinv, count, biased)
+    mask = saliency_mask(dense, hinv, count, biased, u.block)
     new = solve_masked(hd, hinv, rhs, mask, exact=True)
     # an input that is always zero on the data says nothing about its weights: a survivor
     # there keeps its value (the least squares would zero it, past the sparsity asked for)

@@ -257,4 +257,105 @@ TINYC_INLINE void tinyc_spconv_s8(const int8_t *in, int32_t in_h, int32_t in_w, 
   }
 }
 
+/* ---- grouped encoding: TINYC_SP_GROUP output channels share their nonzero columns ----
+ *
+ * For weights pruned in blocks of TINYC_SP_GROUP consecutive output channels (tinyc's
+ * `--prune-block 4`, or any matrix whose channel groups have few columns in common): the
+ * channels go in groups of four (a short last group padded with zero channels), and for
+ * each group g and segment s, in that order:
+ *   cnt[g * nseg + s]  the number of columns where some channel of the group is nonzero,
+ * then, in the same order, idx[] each such column (uint8, within its segment) and val[] its
+ * four weights (int8, channel 4g first). A column costs 5 bytes for 4 weights; one input
+ * byte serves four multiply-accumulates (ARMv7-M: one word of weights through two SXTB16
+ * into SMLABB / SMLATB, 9 instructions per column; Helium: VLDRB.S32 + VMLA.S32).
+ * Weights that are zero inside a kept column are stored as zeros: the arithmetic is the
+ * dense computation's, bit for bit, as for the per-channel encoding above. */
+#define TINYC_SP_GROUP 4
+
+/* acc[0..3] + x[idx[j]] * val[4j..4j+3] over n columns at *pidx / *pval (stepped past). */
+TINYC_INLINE void tinyc_spg_dot(const int8_t *x, const uint8_t **pidx, const int8_t **pval,
+                                int32_t n, int32_t *acc) {
+  const uint8_t *idx = *pidx;
+  const int8_t *val = *pval;
+#if TINYC_MVE
+  int32x4_t a = vldrwq_s32(acc);
+  int32_t j;
+  for (j = 0; j < n; ++j) a = vmlaq_n_s32(a, vldrbq_s32(val + 4 * j), x[idx[j]]);
+  vstrwq_s32(acc, a);
+  idx += n;
+  val += 4 * n;
+#elif TINYC_DSP && defined(__thumb2__)
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  int32_t j;
+#define TINYC_SPG_COL                     \
+  "ldrb %[a], [%[idx]], #1\n\t"           \
+  "ldr %[wv], [%[val]], #4\n\t"           \
+  "ldrsb %[a], [%[x], %[a]]\n\t"          \
+  "sxtb16 %[we], %[wv]\n\t"               \
+  "sxtb16 %[wv], %[wv], ror #8\n\t"       \
+  "smlabb %[a0], %[we], %[a], %[a0]\n\t"  \
+  "smlabb %[a1], %[wv], %[a], %[a1]\n\t"  \
+  "smlatb %[a2], %[we], %[a], %[a2]\n\t"  \
+  "smlatb %[a3], %[wv], %[a], %[a3]\n\t"
+#define TINYC_SPG_ASM(code)                                                                 \
+  do {                                                                                      \
+    uint32_t wv, we, a;                                                                     \
+    __asm__(code                                                                            \
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [idx] "+r"(idx),  \
+              [val] "+r"(val), [wv] "=&r"(wv), [we] "=&r"(we), [a] "=&r"(a)                 \
+            : [x] "r"(x)                                                                    \
+            : "memory"); /* (no "m" operands: ten registers are already taken) */          \
+  } while (0)
+#pragma GCC unroll 1
+  for (j = n >> 1; j > 0; --j) TINYC_SPG_ASM(TINYC_SPG_COL TINYC_SPG_COL);
+  if (n & 1) TINYC_SPG_ASM(TINYC_SPG_COL);
+#undef TINYC_SPG_ASM
+#undef TINYC_SPG_COL
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+#else
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  for (; n > 0; --n, val += 4) {
+    const int32_t v = x[*idx++];
+    a0 += v * val[0];
+    a1 += v * val[1];
+    a2 += v * val[2];
+    a3 += v * val[3];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+#endif
+  *pidx = idx;
+  *pval = val;
+}
+
+/* FULLY_CONNECTED over `rows` rows of k int8 values with grouped sparse weights (above);
+ * requantization records per channel as tinyc_spfc_s8's. */
+TINYC_INLINE void tinyc_spfcg_s8(const int8_t *in, int32_t rows, int32_t k, int32_t out_c,
+                                 const uint8_t *cnt0, const uint8_t *idx0, const int8_t *val0,
+                                 const int32_t *q0, int32_t zp, int32_t lo, int32_t hi,
+                                 int32_t right_only, int8_t *out) {
+  const int32_t nseg = (k + TINYC_SP_SEG - 1) / TINYC_SP_SEG;
+  int32_t r, c, s, j;
+  for (r = 0; r < rows; ++r, in += k, out += out_c) {
+    const uint8_t *cnt = cnt0, *idx = idx0;
+    const int8_t *val = val0;
+    const int32_t *q = q0;
+#pragma GCC unroll 1
+    for (c = 0; c < out_c; c += TINYC_SP_GROUP) {
+      const int32_t nch = out_c - c < TINYC_SP_GROUP ? out_c - c : TINYC_SP_GROUP;
+      int32_t acc[TINYC_SP_GROUP];
+      for (j = 0; j < TINYC_SP_GROUP; ++j) acc[j] = j < nch ? q[3 * j] : 0;
+      for (s = 0; s < nseg; ++s) tinyc_spg_dot(in + s * TINYC_SP_SEG, &idx, &val, *cnt++, acc);
+      for (j = 0; j < nch; ++j, q += 3) {
+        out[c + j] = (int8_t)tinyc_rq_s8(acc[j], q[1], q[2], zp, lo, hi, right_only);
+      }
+    }
+  }
+}
+
 #endif /* TINYC_SPARSE_H */

@@ -525,15 +525,18 @@ class FullyConnectedEmitter(Emitter):
 
     def emit_sparse(self, node: Node, g: Graph, c: CContext, rq: Requant, bias: np.ndarray
                     ) -> None:  # fmt: skip
-        """tinyc_spfc_s8 (tinyc_sparse.h): the weights without their zeros."""
+        """tinyc_spfc_s8 / tinyc_spfcg_s8 (tinyc_sparse.h): the weights without their zeros,
+        per channel or in groups of channels, as sparse.sparse_choice says."""
         w, x = g.inp(node, 1), g.inp(node, 0)
         assert w is not None and w.data is not None and x is not None
         out_c, k = w.shape
+        kernel = sparse.sparse_choice(node, g, c.target)
         q, right_only = _records(c, node.name, CHANNELS, rq, bias)
-        cnt, idx, val = sparse.emit_arrays(c, node.name, w.data)
+        grouped = kernel == "tinyc_spfcg_s8"
+        cnt, idx, val = sparse.emit_arrays(c, node.name, w.data, grouped)
         c.need_header("tinyc_sparse.h")
         c.call(
-            f"tinyc_spfc_s8({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {cnt}, "
+            f"{kernel}({c.ptr(node.inputs[0])}, {x.size // k}, {k}, {out_c}, {cnt}, "
             f"{idx}, {val}, {q}, {rq.output_zp}, {rq.act_min}, {rq.act_max}, {right_only}, "
             f"{c.ptr(node.outputs[0])});"
         )

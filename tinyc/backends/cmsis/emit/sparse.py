@@ -9,9 +9,16 @@ only when tinyc's cost model (tinyc/data/estimate_cmsis.json, the kernels
 executes fewer instructions than the dense one on the target's core. Below that break-even
 sparsity the layer keeps its dense code.
 
+Fully-connected layers have two sparse encodings: per channel (``tinyc_spfc_s8``: 2 bytes
+and ~4 instructions per nonzero on ARMv7-M, whatever the pattern) and grouped
+(``tinyc_spfcg_s8``: four consecutive channels share their columns, 5 bytes and 9
+instructions per column of four weights), which pays when the zeros come in blocks of
+channels (``--prune-block 4``). The cost model picks the cheaper of the three kernels.
+
 ``TINYC_SPARSE`` (environment): ``auto`` (default, the cost model), ``off`` (always dense),
 ``on`` (sparse whenever at least a quarter of the weights are zeros: calibration and
-benchmarks).
+benchmarks; the grouped encoding for fully-connected layers whose zeros are whole columns of
+their groups).
 """
 
 from __future__ import annotations
@@ -34,15 +41,25 @@ FORCE_DENSITY = 0.75
 #: fewer zeros than this never pay (measured break-evens: 0.37 and up, bench/sparsity.py)
 MIN_ZEROS = 0.3
 #: sparse kernel -> the dense kernel it replaces
-KERNELS = {"tinyc_spfc_s8": "tinyc_fc_s8", "tinyc_spconv_s8": "tinyc_conv_s8"}
+KERNELS = {
+    "tinyc_spfc_s8": "tinyc_fc_s8",
+    "tinyc_spfcg_s8": "tinyc_fc_s8",
+    "tinyc_spconv_s8": "tinyc_conv_s8",
+}
+#: output channels per group of the grouped encoding (TINYC_SP_GROUP)
+GROUP = 4
 
 
 @dataclass(frozen=True)
 class SparseWeights:
-    cnt: np.ndarray  # uint8 [out_c * nseg]
-    idx: np.ndarray  # uint8 [nnz]
-    val: np.ndarray  # int8 [nnz]
-    per_seg: np.ndarray  # int64 [out_c, nseg]: nonzeros per channel and segment
+    """Per channel (encode): counts per (channel, segment), a column and a weight per
+    nonzero. Grouped (encode_grouped): counts per (group, segment), a column and GROUP
+    weights per column that some channel of the group uses."""
+
+    cnt: np.ndarray  # uint8 [rows * nseg]
+    idx: np.ndarray  # uint8 [entries]
+    val: np.ndarray  # int8 [entries] or [entries * GROUP]
+    per_seg: np.ndarray  # int64 [rows, nseg]: entries per channel (group) and segment
 
     @property
     def nbytes(self) -> int:
@@ -67,6 +84,58 @@ def encode(w2d: np.ndarray) -> SparseWeights:
         seg[c, s, col].astype(np.int8),
         per_seg,
     )
+
+
+def encode_grouped(w2d: np.ndarray) -> SparseWeights:
+    """[out_c, k] int8 -> per group of GROUP channels (the last padded with zero channels)
+    and segment: the columns some channel of the group uses, with the group's weights."""
+    w2d = np.asarray(w2d)
+    out_c, k = w2d.shape
+    ng = -(-out_c // GROUP)
+    nseg = max(1, -(-k // SEG))
+    padded = np.zeros((ng * GROUP, nseg * SEG), np.int8)
+    padded[:out_c, :k] = w2d
+    seg = padded.reshape(ng, GROUP, nseg, SEG)
+    used = (seg != 0).any(axis=1)  # [ng, nseg, SEG]
+    per_seg = used.sum(axis=2).astype(np.int64)
+    gi, s, col = np.nonzero(used)
+    vals = seg[gi, :, s, col]  # [entries, GROUP]
+    return SparseWeights(
+        per_seg.reshape(-1).astype(np.uint8),
+        col.astype(np.uint8),
+        vals.reshape(-1).astype(np.int8),
+        per_seg,
+    )
+
+
+def decode_grouped(sw: SparseWeights, out_c: int, k: int) -> np.ndarray:
+    """The dense [out_c, k] matrix back from the grouped encoding (tests)."""
+    ng, nseg = sw.per_seg.shape
+    out = np.zeros((ng * GROUP, nseg * SEG), np.int8)
+    vals = sw.val.reshape(-1, GROUP)
+    pos = 0
+    for gi in range(ng):
+        for s in range(nseg):
+            n = int(sw.per_seg[gi, s])
+            cols = s * SEG + sw.idx[pos : pos + n].astype(np.int64)
+            out[gi * GROUP : (gi + 1) * GROUP, cols] = vals[pos : pos + n].T
+            pos += n
+    return out[:out_c, :k]
+
+
+def grouped_density(w2d: np.ndarray) -> float:
+    """The fraction of (group, column) slots the grouped encoding stores."""
+    return float(encode_grouped(w2d).idx.size) / max(1, -(-w2d.shape[0] // GROUP) * w2d.shape[1])
+
+
+def _block_pruned(w2d: np.ndarray) -> bool:
+    """Zeros mostly in whole columns of the channel groups (the grouped encoding stores at
+    most 5 % zeros), at most FORCE_DENSITY of the slots kept (TINYC_SPARSE=on)."""
+    sw = encode_grouped(w2d)
+    slots = -(-w2d.shape[0] // GROUP) * w2d.shape[1]
+    padding = (sw.per_seg.shape[0] * GROUP - w2d.shape[0]) * int(sw.per_seg[-1].sum())
+    stored_zeros = sw.val.size - np.count_nonzero(sw.val) - padding
+    return stored_zeros <= 0.05 * sw.val.size and sw.idx.size <= FORCE_DENSITY * slots
 
 
 def decode(sw: SparseWeights, out_c: int, k: int) -> np.ndarray:
@@ -129,14 +198,15 @@ def _calibration(core: str):
     return CoreCalibration(core, cores[core])
 
 
-def layer_costs(node: Node, g: Graph, target: str, core: str | None = None
-                ) -> tuple[float, float] | None:  # fmt: skip
+def layer_costs(node: Node, g: Graph, target: str, core: str | None = None,
+                kernel: str | None = None) -> tuple[float, float] | None:  # fmt: skip
     """(dense, sparse) instructions of the layer on ``core`` (default: the target's
-    reference core) by the cost model; None when the sparse kernel is not calibrated."""
+    reference core) by the cost model, with ``kernel`` (default: the per-channel sparse
+    kernel of the op) as the sparse one; None when it is not calibrated."""
     from tinyc.estimate.features import dense_features, node_features
 
     cal = _calibration(core or REFERENCE_CORE[target])
-    kernel = sparse_kernel(node)
+    kernel = kernel or sparse_kernel(node)
     if cal is None or kernel is None:
         return None
     sp_cal, d_cal = cal.kernel(kernel), cal.kernel(KERNELS[kernel])
@@ -154,39 +224,59 @@ def layer_costs(node: Node, g: Graph, target: str, core: str | None = None
 
 #: per-node decisions, keyed by the weights' identity and the target (a graph is emitted
 #: several times: planning each fusion choice, then the code)
-_CHOICES: dict[tuple[str, str, str, str], bool] = {}
+_CHOICES: dict[tuple[str, str, str, str], str | None] = {}
 
 
-def use_sparse(node: Node, g: Graph, target: str) -> bool:
-    """Whether the backend emits the sparse kernel for ``node`` on ``target``."""
+def sparse_choice(node: Node, g: Graph, target: str) -> str | None:
+    """The sparse kernel the backend emits for ``node`` on ``target`` (None: dense)."""
     mode = policy()
     if mode == "off" or not candidate(node, g):
-        return False
+        return None
     w2d = _w2d(node, g)
     assert w2d is not None
+    kernel = sparse_kernel(node)
+    grouped_ok = node.op == "FULLY_CONNECTED"
     if mode == "on":  # (random dense weights hold a few zeros by chance: not those)
-        return np.count_nonzero(w2d) <= FORCE_DENSITY * w2d.size
+        if grouped_ok and _block_pruned(w2d):
+            return "tinyc_spfcg_s8"
+        return kernel if np.count_nonzero(w2d) <= FORCE_DENSITY * w2d.size else None
     if np.count_nonzero(w2d) > (1 - MIN_ZEROS) * w2d.size:
-        return False  # below every measured break-even: not worth costing
+        return None  # below every measured break-even: not worth costing
     w, x = g.inp(node, 1), g.inp(node, 0)
     assert w is not None and w.data is not None and x is not None
     digest = hashlib.sha1(np.ascontiguousarray(w.data).tobytes()).hexdigest()
     key = (digest, node.name, target, str(x.shape))
     if key not in _CHOICES:
-        costs = layer_costs(node, g, target)
-        _CHOICES[key] = costs is not None and costs[1] < costs[0]
+        best, best_cost = None, None
+        kernels = [kernel]
+        if grouped_ok and grouped_density(w2d) <= 1 - MIN_ZEROS:
+            kernels.append("tinyc_spfcg_s8")
+        for k in kernels:
+            costs = layer_costs(node, g, target, kernel=k)
+            if costs is None or costs[1] >= costs[0]:
+                continue
+            if best_cost is None or costs[1] < best_cost:
+                best, best_cost = k, costs[1]
+        _CHOICES[key] = best
     return _CHOICES[key]
 
 
-def sparse_weight_bytes(node: Node, g: Graph) -> int:
+def use_sparse(node: Node, g: Graph, target: str) -> bool:
+    """Whether the backend emits a sparse kernel for ``node`` on ``target``."""
+    return sparse_choice(node, g, target) is not None
+
+
+def sparse_weight_bytes(node: Node, g: Graph, target: str = "dsp") -> int:
+    """Bytes of the layer's weights in the encoding its sparse kernel on ``target`` reads."""
     w2d = _w2d(node, g)
     assert w2d is not None
-    return encode(w2d).nbytes
+    grouped = sparse_choice(node, g, target) == "tinyc_spfcg_s8"
+    return (encode_grouped(w2d) if grouped else encode(w2d)).nbytes
 
 
-def emit_arrays(c, tag: str, w2d: np.ndarray) -> tuple[str, str, str]:
+def emit_arrays(c, tag: str, w2d: np.ndarray, grouped: bool = False) -> tuple[str, str, str]:
     """The three constant arrays of the encoding; returns their C symbols."""
-    sw = encode(w2d)
+    sw = encode_grouped(w2d) if grouped else encode(w2d)
     cnt = c.const_array(f"wc_{tag}", sw.cnt, "uint8_t")
     idx = c.const_array(f"wi_{tag}", sw.idx, "uint8_t")
     val = c.const_array(f"wv_{tag}", sw.val, "int8_t")
