@@ -24,6 +24,10 @@ DTYPES: dict[str, np.dtype] = {
 
 QUANTIZED_DTYPES = ("int8", "int16", "uint8")
 
+#: Tensor.meta key: float tensors with the same value share one set of int8 parameters
+#: (tinyc.passes.quantize ties them; e.g. one role of every step of an unrolled cell)
+QUANT_TIE = "quant_tie"
+
 #: dtypes a model file may hold that no op computes: read so that the model can be shown
 STORAGE_ONLY_DTYPES = ("uint16", "uint32", "uint64", "float16", "float64")
 

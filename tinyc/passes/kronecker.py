@@ -257,44 +257,69 @@ def _eligible(g: Graph, node: Node) -> str | None:
 
 
 def factorize(g: Graph, spec: Spec | str) -> tuple[Graph, KroneckerReport]:
-    """``g`` (float) with every FULLY_CONNECTED the spec names replaced by KRONECKER_FC."""
+    """``g`` (float) with every FULLY_CONNECTED the spec names replaced by KRONECKER_FC.
+
+    An LSTM / GRU layer the spec names is first written out as its cell's ops
+    (tinyc.passes.lower_recurrent): its stacked input-side and recurrent gate matrices
+    become fully-connected layers shared by every time step, factored once each (the
+    factors are stored once and every step's KRONECKER_FC reads them)."""
+    from tinyc.passes.lower_recurrent import LOWERABLE, lower_recurrent
+
     if isinstance(spec, str):
         spec = parse_spec(spec)
     if g.is_quantized or any(t.is_quantized for t in g.tensors.values()):
         raise TinycError("--kronecker factors float models (it runs before quantization)")
-    out = g.copy()
     report = KroneckerReport()
+    cells = {n.name for n in g.nodes if n.op in LOWERABLE and spec.rank(n.name) > 0}
+    out, origin, refused = lower_recurrent(g, cells) if cells else (g.copy(), {}, {})
+    report.skipped += [f"{name} ({why}: the fused layer is kept)" for name, why in refused.items()]
+    done: dict[str, tuple[str, str, Choice] | None] = {}  # weight tensor -> its factors
     nodes = []
     for node in out.nodes:
-        rank = spec.rank(node.name)
+        layer, side = origin.get(node.name, (node.name, ""))
+        rank = spec.rank(layer)
         why = _eligible(out, node) if rank > 0 else "rank 0"
         if why is not None:
-            if rank > 0 and node.op in ("FULLY_CONNECTED", "LSTM", "GRU", "RNN"):
+            if rank > 0 and node.op in ("FULLY_CONNECTED", "RNN") and layer not in refused:
                 report.skipped.append(f"{node.name} ({why})")
             nodes.append(node)
             continue
         w = out.inp(node, 1)
         assert w is not None and w.data is not None
-        choice = choose(w.data, rank)
-        if choice is None:
-            report.skipped.append(f"{node.name} ({w.shape[0]}x{w.shape[1]}: no factor shape "
-                                  f"at rank {rank} halves its weights)")  # fmt: skip
+        label = f"{layer} ({side} matrix)" if side else node.name
+        if w.name not in done:
+            done[w.name] = _factor(out, w, rank, label, report)
+        factors = done[w.name]
+        if factors is None:
             nodes.append(node)
             continue
-        a, b = nearest_kronecker(w.data, choice.p, choice.q, rank)
-        an = out.unique_name(f"{node.name}/kron_a")
-        out.add_tensor(Tensor(an, a.shape, "float32", a.astype(np.float32)))
-        bn = out.unique_name(f"{node.name}/kron_b")
-        out.add_tensor(Tensor(bn, b.shape, "float32", b.astype(np.float32)))
+        an, bn, _ = factors
         ins = [node.inputs[0], an, bn]
         if len(node.inputs) > 2 and node.inputs[2]:
             ins.append(node.inputs[2])
         attrs = {k: v for k, v in node.attrs.items() if k in ("activation", "keep_num_dims")}
         nodes.append(Node("KRONECKER_FC", node.name, ins, list(node.outputs), attrs))
-        report.layers.append(LayerResult(node.name, tuple(w.shape), choice))
     out.nodes = nodes
     out.remove_unused()
     return out, report
+
+
+def _factor(g: Graph, w: Tensor, rank: int, label: str, report: KroneckerReport
+            ) -> tuple[str, str, Choice] | None:  # fmt: skip
+    """The factor tensors of matrix ``w`` added to ``g`` (None: no factor shape pays)."""
+    assert w.data is not None
+    choice = choose(w.data, rank)
+    if choice is None:
+        report.skipped.append(f"{label} ({w.shape[0]}x{w.shape[1]}: no factor shape "
+                              f"at rank {rank} halves its weights)")  # fmt: skip
+        return None
+    a, b = nearest_kronecker(w.data, choice.p, choice.q, rank)
+    an = g.unique_name(f"{w.name}/kron_a")
+    g.add_tensor(Tensor(an, a.shape, "float32", a.astype(np.float32)))
+    bn = g.unique_name(f"{w.name}/kron_b")
+    g.add_tensor(Tensor(bn, b.shape, "float32", b.astype(np.float32)))
+    report.layers.append(LayerResult(label, (w.shape[0], w.shape[1]), choice))
+    return an, bn, choice
 
 
 def measure(dense: Graph, factored: Graph, samples: list, report: KroneckerReport) -> None:

@@ -23,7 +23,7 @@ from tinyc.ir.fixedpoint import round_half_away
 from tinyc.ir.graph import Graph, Node
 from tinyc.ir.ops import get_op
 from tinyc.ir.ops.base import OpDef
-from tinyc.ir.tensor import QuantParams, Tensor
+from tinyc.ir.tensor import QUANT_TIE, QuantParams, Tensor
 from tinyc.ir.verify import verify
 from tinyc.passes.calibration import Sample, observe
 from tinyc.passes.fold_constants import fold_constants
@@ -159,8 +159,12 @@ def _fixed(op: OpDef) -> QuantParams | None:
 def _plan(g: Graph) -> _Plan:
     groups = _Groups()
     edges: list[tuple[int, int]] = []
+    by_tie: dict[str, str] = {}
     for t in g.tensors.values():
         groups.find(t.name)
+        tie = t.meta.get(QUANT_TIE)
+        if tie is not None and not groups.union(by_tie.setdefault(tie, t.name), t.name):
+            raise TinycError(f"tensor {t.name!r} cannot share parameters with {by_tie[tie]!r}")
     for k, node in enumerate(g.nodes):
         op = get_op(node.op)
         for tie in op.quant_ties(node, g):
