@@ -5,6 +5,7 @@ frames, which hold state and output; a gate that never closes is the plain layer
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -244,3 +245,28 @@ def test_learned_skip_firmware_in_qemu(tmp_path: Path) -> None:
     (skip_i, skip_n), (open_i, open_n) = counts["skip"], counts["open"]
     assert open_n == 20 and 0 < skip_n < 20
     assert skip_i < open_i
+
+
+def test_compile_and_estimate_report_the_learned_skip_rate(tmp_path: Path) -> None:
+    """compile --stream: the skip rate of the learned gate on the calibration stream, the
+    MACs mean below the worst case and what skipping costs against always updating; the
+    estimate without a stream states the worst case, with one the mean latency."""
+    from tinyc.compiler import CalibrationOptions, CompileOptions, compile_model
+    from tinyc.passes.skip_state import estimate_streaming
+
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.concatenate([frames(100 + k) for k in range(4)]))
+    g = graph_of(Net("gru", gate_bias=-1.5, seed=1))
+    opts = CompileOptions(
+        board="nucleo-f746", stream=True, calibration=CalibrationOptions(path=str(cal))
+    )
+    report = compile_model(g, opts, tmp_path / "p", log=lambda m: None)
+    skip = json.loads((tmp_path / "p" / "tinyc.json").read_text())["streaming"]["skip"]
+    assert skip["learned"] and skip["steps"] == 4 * STEPS and 0.2 < skip["skip_rate"] < 0.9
+    assert skip["macs_per_step_mean"] < skip["macs_per_step_worst"]
+    assert skip["max_output_diff"] > 0  # skipping changes the outputs; the report says by how much
+    assert any(n.startswith("skip: learned gate, 48 steps") for n in report.notes)
+    est, info = estimate_streaming(g, "nucleo-f746", "cmsis", None, None)
+    assert info is not None and info["learned"] and any("learned gate" in n for n in est.notes)
+    est, info = estimate_streaming(g, "nucleo-f746", "cmsis", None, str(cal))
+    assert info is not None and info["latency_ms_mean"] < info["latency_ms_worst"]
