@@ -270,3 +270,26 @@ def test_compile_and_estimate_report_the_learned_skip_rate(tmp_path: Path) -> No
     assert info is not None and info["learned"] and any("learned gate" in n for n in est.notes)
     est, info = estimate_streaming(g, "nucleo-f746", "cmsis", None, str(cal))
     assert info is not None and info["latency_ms_mean"] < info["latency_ms_worst"]
+
+
+def test_export_routes(tmp_path: Path) -> None:
+    """torch.export (with or without no_grad) keeps the layer as one tinyc::skip_gru node, a
+    saved .pt2 loads back to the same graph; eval calls that need gradients still run the
+    Python loop (the custom operator has no backward) with the same numbers."""
+    from tinyc.frontend.torch.loader import load_exported_program
+
+    net = Net("gru", gate_bias=-1.5, seed=1).eval()
+    x = torch.from_numpy(frames(3))
+    ep = torch.export.export(net, (x,))  # autograd on: still the operator
+    targets = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
+    assert "tinyc.skip_gru.default" in targets
+    torch.export.save(ep, str(tmp_path / "m.pt2"))
+    g = load_exported_program(tmp_path / "m.pt2")
+    assert [n.op for n in g.nodes][:2] == ["SKIP_GATE_LEARNED", "GRU"]
+    want, _ = torch_eval(net, x.numpy())
+    np.testing.assert_allclose(run_graph(g, [x.numpy()])[g.outputs[0]], want, atol=FLOAT_ATOL)
+    xg = x.clone().requires_grad_(True)
+    y = net(xg)
+    y.sum().backward()
+    assert xg.grad is not None
+    np.testing.assert_array_equal(y.detach().numpy(), want)

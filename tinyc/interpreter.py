@@ -72,7 +72,12 @@ def run(
     tensors start from ``state`` and are left updated there; without one, every call starts
     from zero state (a freshly reset model).
     """
-    if state is None and runs_stepwise(g):  # a learned skip gate decides per step
+    if runs_stepwise(g):  # a learned skip gate decides per step
+        if state is not None:
+            raise TinycError(
+                f"model {g.name!r} has a learned skip gate: carry its state over the streaming "
+                "form (tinyc.passes.streaming.to_streaming), one step per call"
+            )
         from tinyc.passes.streaming import run_stepwise
 
         return run_stepwise(g, inputs, keep_all)

@@ -9,7 +9,7 @@ et al., ICLR 2018). Exported from ``tinyc.torch``:
 
 A cell carries its recurrent state and an *update probability* ``p``. Each step:
 
-    u_t   = round(p_t)                       binary; gradient passed straight through
+    u_t   = round(p_t)                       binary (torch.round: 0.5 -> 0); straight through
     s'    = cell(x_t, s_{t-1})               (LSTM: (h, c); GRU: h)
     s_t   = u_t * s' + (1 - u_t) * s_{t-1}   closed gate: the state is copied
     dp    = sigmoid(w . h_t + b)             the next gate, computed from the state
@@ -32,11 +32,11 @@ holds the layer's outputs and leaves its state untouched; the C branches around 
 kernel), with a learned criterion -- the gate keeps ``1 - p`` as a state and updates it from
 the layer's hidden state by the 1-output linear layer and sigmoid above. Compile with
 ``--stream`` (one frame per invocation): the firmware then really skips the cell's matrix
-work when the gate is closed. Training and calls with an explicit state use the Python
-loop; the operator's outputs are ``(y, h_T[, c_T], p_T, updates)`` (tinyc compiles ``y``
-and the final states; not ``p`` or ``updates``), batch 1 for compiling. The cells used in a
-loop of your own are not recognised by the frontend: use the layers. ONNX export of these
-operators is not covered.
+work when the gate is closed. Training, calls with an explicit state and eval calls that
+need gradients (outside ``torch.export``) use the Python loop. The operator's outputs are
+``(y, h_T[, c_T], p_T, updates)``; tinyc compiles ``y`` and the final states, not ``p`` or
+``updates``, batch 1. The cells used in a loop of your own are not recognised by the
+frontend: use the layers. ONNX export of these operators is not covered.
 """
 
 from __future__ import annotations
@@ -214,13 +214,26 @@ class SkipGRUCell(_SkipCell):
         return (self.cell(x, state[0]),)
 
 
+def _exporting() -> bool:
+    return bool(torch.compiler.is_exporting())
+
+
+def _needs_grad(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Autograd would record the call (the custom operator has no backward: eval calls that
+    need gradients run the Python loop)."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(p.requires_grad for p in layer.parameters())
+
+
 class _SkipLayer(nn.Module):
     cell: _SkipCell
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
         """x [N, T, F] -> (y [N, T, H], final state, updates [N, T]). In eval from the
-        zero state: one ``tinyc::skip_gru`` / ``skip_lstm`` operator (what tinyc compiles)."""
-        if not self.training and state is None:
+        zero state: one ``tinyc::skip_gru`` / ``skip_lstm`` operator (what tinyc compiles),
+        when exporting or when no gradient is needed."""
+        if not self.training and state is None and (_exporting() or not _needs_grad(self, x)):
             lstm = isinstance(self.cell, SkipLSTMCell)
             rnn = self.cell.cell
             op = torch.ops.tinyc.skip_lstm if lstm else torch.ops.tinyc.skip_gru
