@@ -293,3 +293,35 @@ def test_export_routes(tmp_path: Path) -> None:
     y.sum().backward()
     assert xg.grad is not None
     np.testing.assert_array_equal(y.detach().numpy(), want)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_onnx_export_compiles_the_same(kind: str, tmp_path: Path) -> None:
+    """torch.onnx.export with tinyc.torch.onnx_translation_table(): one tinyc.SkipGRU /
+    SkipLSTM node, which the ONNX frontend compiles to the same guarded layer; the float
+    interpreter follows PyTorch and the gate decides as PyTorch's, frame by frame."""
+    pytest.importorskip("onnxscript")
+    import warnings
+
+    from tinyc.frontend import load_model
+    from tinyc.torch import onnx_translation_table
+
+    net = Net(kind, gate_bias=-1.5, seed=1).eval()
+    x = frames(3)
+    path = tmp_path / "skip.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(
+            net, (torch.from_numpy(x),), dynamo=True, verbose=False,
+            custom_translation_table=onnx_translation_table(),
+        )  # fmt: skip
+    prog.save(str(path))
+    g = load_model(str(path))
+    assert [n.op for n in g.nodes][:2] == ["SKIP_GATE_LEARNED", kind.upper()]
+    want, updates = torch_eval(net, x)
+    np.testing.assert_allclose(run_graph(g, [x])[g.outputs[0]], want, rtol=0, atol=FLOAT_ATOL)
+    step, state = to_streaming(g).step, None
+    state = State(step)
+    for t in range(STEPS):
+        values = run_graph(step, [x[:, t : t + 1]], keep_all=True, state=state)
+        assert int(values[gate_of(step)][0]) == int(updates[t]), t

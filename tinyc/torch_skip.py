@@ -36,7 +36,15 @@ work when the gate is closed. Training, calls with an explicit state and eval ca
 need gradients (outside ``torch.export``) use the Python loop. The operator's outputs are
 ``(y, h_T[, c_T], p_T, updates)``; tinyc compiles ``y`` and the final states, not ``p`` or
 ``updates``, batch 1. The cells used in a loop of your own are not recognised by the
-frontend: use the layers. ONNX export of these operators is not covered.
+frontend: use the layers.
+
+ONNX: ``torch.onnx.export(model, (x,), dynamo=True,
+custom_translation_table=onnx_translation_table())`` writes each layer as one node of the
+custom domain ``tinyc`` (version 1), ``SkipGRU`` or ``SkipLSTM``, with the operator's inputs
+(x [N, T, F] batch first, then PyTorch's parameters as they are: weight_ih, weight_hh,
+bias_ih, bias_hh -- gates stacked in PyTorch's order -- and the gate's weight [1, H] and
+bias [1]) and outputs; tinyc's ONNX frontend compiles it like the PyTorch frontend. Other
+ONNX tools do not know the domain (onnxruntime cannot run it).
 """
 
 from __future__ import annotations
@@ -45,7 +53,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SkipGRU", "SkipGRUCell", "SkipLSTM", "SkipLSTMCell", "budget_penalty", "skip_rate"]
+__all__ = [
+    "SkipGRU",
+    "SkipGRUCell",
+    "SkipLSTM",
+    "SkipLSTMCell",
+    "budget_penalty",
+    "onnx_translation_table",
+    "skip_rate",
+]
 
 
 class _RoundST(torch.autograd.Function):
@@ -184,6 +200,46 @@ def _fake(lstm: bool):
 
 skip_gru.register_fake(_fake(False))
 skip_lstm.register_fake(_fake(True))
+
+
+_ONNX_OUTPUTS = {"SkipGRU": ("y", "h", "p", "updates"), "SkipLSTM": ("y", "h", "c", "p", "updates")}
+
+
+def onnx_translation_table() -> dict:
+    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``: the skip
+    layers' operators as ``tinyc.SkipGRU`` / ``tinyc.SkipLSTM`` nodes (see the module).
+    Registers the two ONNX schemas in this process (needs onnx and onnxscript)."""
+    import onnx
+    from onnx.defs import OpSchema
+    from onnxscript.values import Opset
+
+    param = OpSchema.FormalParameter
+    optional = OpSchema.FormalParameterOption.Optional
+    names = ("x", "w_ih", "w_hh", "b_ih", "b_hh", "gate_w", "gate_b")
+    for op_type, outs in _ONNX_OUTPUTS.items():
+        if onnx.defs.has(op_type, "tinyc"):
+            continue
+        ins = [
+            param(n, "T", param_option=optional) if n[:2] == "b_" else param(n, "T") for n in names
+        ]
+        onnx.defs.register_schema(
+            OpSchema(
+                op_type, "tinyc", 1,
+                inputs=ins,
+                outputs=[param(o, "T") for o in outs],
+                type_constraints=[("T", ["tensor(float)"], "float32")],
+                doc="tinyc.torch's Skip RNN layer in eval (tinyc/torch_skip.py)",
+            )
+        )  # fmt: skip
+    domain = Opset("tinyc", 1)
+
+    def gru(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b):
+        return domain.SkipGRU(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)
+
+    def lstm(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b):
+        return domain.SkipLSTM(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)
+
+    return {torch.ops.tinyc.skip_gru.default: gru, torch.ops.tinyc.skip_lstm.default: lstm}
 
 
 class SkipLSTMCell(_SkipCell):
