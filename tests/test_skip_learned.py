@@ -218,7 +218,8 @@ def test_refusals_are_plain() -> None:
 
 @needs_arm
 @pytest.mark.qemu
-def test_learned_skip_firmware_in_qemu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_learned_skip_firmware_in_qemu(kind: str, tmp_path: Path) -> None:
     """--stream firmware on the M7 twin, one invocation per frame: bit exact with the
     interpreter over a stream where the gate closes on some frames, and fewer
     instructions than the same layer whose gate never closes."""
@@ -230,7 +231,7 @@ def test_learned_skip_firmware_in_qemu(tmp_path: Path) -> None:
     seq = frames(9, 20)
     counts = {}
     for name, bias, std in (("skip", -1.5, 0.3), ("open", 20.0, 0.0)):
-        net = Net("gru", gate_bias=bias, seed=6, gate_std=std)
+        net = Net(kind, gate_bias=bias, seed=6, gate_std=std)
         g = export_module(net, (torch.from_numpy(seq),), name)
         _, updates = torch_eval(net, seq)
         project = tmp_path / name

@@ -25,7 +25,7 @@ worst case = never closed, tinyc.passes.skip_state.skip_stats) read this one def
 
 SKIP_GATE_LEARNED is the gate of a learned Skip-LSTM / Skip-GRU layer (tinyc.torch_skip,
 Campos et al.): the same guard, held outputs and C branch, another criterion. The PyTorch
-frontend puts it before its layer:
+and ONNX frontends put it before its layer (tinyc.frontend.torch.ops_skip):
 
     gate = SKIP_GATE_LEARNED(h, w, b, q, gate)   # h: the layer's hidden state (a state)
     y, h_T = GRU(x, ..., h)  attrs["guard"] = gate
