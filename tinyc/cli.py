@@ -148,10 +148,21 @@ def infer(
             )
         streamed = {"steps": plan.steps, "plan": plan.describe(), "max_abs_diff": diff}
         results = step_results
-        if skip_threshold and skip_threshold > 0:  # tinyc.passes.skip_state
-            from tinyc.passes.skip_state import add_skip_gates, skip_stats, split_steps
+        from tinyc.passes.skip_state import learned_gates
 
-            plan.step = add_skip_gates(plan.step, skip_threshold)
+        if (skip_threshold and skip_threshold > 0) or learned_gates(plan.step):
+            import dataclasses
+
+            from tinyc.passes.skip_state import (
+                add_skip_gates,
+                always_update,
+                skip_stats,
+                split_steps,
+            )
+
+            # the reference: every layer updates every step (no threshold, learned gates open)
+            unskipped = run_streaming(dataclasses.replace(plan, step=always_update(plan.step)), xs)
+            plan.step = add_skip_gates(plan.step, skip_threshold or 0.0)
             results = run_streaming(plan, xs)
             skip = skip_stats(
                 plan.step,
@@ -159,7 +170,7 @@ def infer(
             )
             streamed["skip"] = skip.to_json()
             streamed["skip_max_abs_diff"] = max(
-                float(np.max(np.abs(results[n].astype(np.float64) - step_results[n])))
+                float(np.max(np.abs(results[n].astype(np.float64) - unskipped[n])))
                 for n in g.outputs
             )
     elif skip_threshold and skip_threshold > 0:
@@ -193,9 +204,12 @@ def infer(
                 "whole-sequence result"
             )
             if "skip" in streamed:
+                from tinyc.passes.skip_state import skip_label
+
                 sk = streamed["skip"]
                 click.echo(
-                    f"skip: threshold {sk['threshold']:g}: skip rate {100 * sk['skip_rate']:.1f}%"
+                    f"skip: {skip_label(sk['threshold'], sk['learned'])}: skip rate "
+                    f"{100 * sk['skip_rate']:.1f}%"
                     f", MACs per step mean {sk['macs_per_step_mean']:,.0f} / worst "
                     f"{sk['macs_per_step_worst']:,}; max |difference| from not skipping "
                     f"{streamed['skip_max_abs_diff']:.3g} (the outputs written are skipping's)"

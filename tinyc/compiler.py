@@ -191,16 +191,27 @@ def streaming_graph(g: Graph) -> Graph:
 
 def skip_graph(step: Graph, whole: Graph, opts: CompileOptions, log) -> Graph:
     """``step`` with its recurrent layers guarded by --skip-threshold (none when off), and
-    the skip statistics on the calibration stream (--calibration, else --test-input; read
+    the skip statistics of its gates (those, and learned gates the model brings: a
+    SkipGRU / SkipLSTM) on the calibration stream (--calibration, else --test-input; read
     for ``whole``, the model as loaded) in ``step.stream["skip"]`` (tinyc.json's
     ``streaming.skip``, a report note)."""
-    from tinyc.passes.skip_state import add_skip_gates, skip_stats, stream_sequences
+    from tinyc.passes.skip_state import (
+        add_skip_gates,
+        always_update,
+        learned_gates,
+        skip_stats,
+        stream_sequences,
+    )
 
-    if not opts.skip_threshold or opts.skip_threshold <= 0:
+    learned = bool(learned_gates(step))
+    if (not opts.skip_threshold or opts.skip_threshold <= 0) and not learned:
         return step
     if opts.backend == "tflm":
-        raise TinycError("--skip-threshold: the tflm backend has no skip gate; use --backend cmsis")
-    g = add_skip_gates(step, opts.skip_threshold)
+        what = "--skip-threshold" if not learned else "learned skip gates"
+        raise TinycError(f"{what}: the tflm backend has no skip gate; use --backend cmsis")
+    g = add_skip_gates(step, opts.skip_threshold or 0.0)
+    if learned:
+        g.stream = {**g.stream, "skip_learned": True}
     if opts.calibration.path:
         from tinyc.passes.calibration import load_calibration
 
@@ -210,7 +221,7 @@ def skip_graph(step: Graph, whole: Graph, opts: CompileOptions, log) -> Graph:
     else:
         samples = []
     if samples:
-        stats = skip_stats(g, stream_sequences(g, whole.inputs, samples), step)
+        stats = skip_stats(g, stream_sequences(g, whole.inputs, samples), always_update(step))
         g.stream["skip"] = stats.to_json()
         log(f"tinyc: {stats.line()} (on the calibration stream)")
     return g
@@ -300,16 +311,24 @@ def _stream_note(g: Graph) -> list[str]:
 
 
 def _skip_note(g: Graph) -> list[str]:
+    from tinyc.passes.skip_state import skip_label
+
     t, skip = g.stream.get("skip_threshold"), g.stream.get("skip")
-    if not t:
+    learned = bool(g.stream.get("skip_learned"))
+    if not t and not learned:
         return []
+    label = skip_label(t, learned)
     if not skip:
+        how = (
+            "a recurrent update is skipped when its input frame moves less than that"
+            if not learned
+            else "a recurrent update is skipped when its learned gate closes"
+        )
         return [
-            f"skip: threshold {t:g}: a recurrent update is skipped when its input frame moves "
-            "less than that; worst case = no skip (give --calibration for the skip rate)"
+            f"skip: {label}: {how}; worst case = no skip (give --calibration for the skip rate)"
         ]
     return [
-        f"skip: threshold {t:g}, {skip['steps']} steps of the calibration stream: skip rate "
+        f"skip: {label}, {skip['steps']} steps of the calibration stream: skip rate "
         f"{100 * skip['skip_rate']:.1f}%, MACs per step mean {skip['macs_per_step_mean']:,.0f}"
         f" / worst {skip['macs_per_step_worst']:,}; largest output change from not skipping "
         f"{skip.get('max_output_diff', 0):.3g}"

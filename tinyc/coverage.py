@@ -46,11 +46,17 @@ COMPUTED_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
         "READ_VARIABLE": ("READ_VARIABLE",), "VAR_HANDLE": ("READ_VARIABLE",),
         "ASSIGN_VARIABLE": ("ASSIGN_VARIABLE",), "CALL_ONCE": ("ASSIGN_VARIABLE",),
     },
-    "onnx": {"LSTM": ("LSTM",), "GRU": ("GRU",), "RNN": ("RNN",)},
+    # learned skipping (tinyc.torch's SkipGRU / SkipLSTM): the layer and its gate
+    "onnx": {
+        "LSTM": ("LSTM",), "GRU": ("GRU",), "RNN": ("RNN",),
+        "tinyc.SkipGRU": ("GRU", "SKIP_GATE_LEARNED"),
+        "tinyc.SkipLSTM": ("LSTM", "SKIP_GATE_LEARNED"),
+    },
     "torch": {
         "lstm": ("LSTM",), "lstm_cell": ("LSTM",), "gru": ("GRU",), "gru_cell": ("GRU",),
         "rnn_tanh": ("RNN",), "rnn_relu": ("RNN",), "rnn_tanh_cell": ("RNN",),
-        "rnn_relu_cell": ("RNN",),
+        "rnn_relu_cell": ("RNN",), "skip_gru": ("GRU", "SKIP_GATE_LEARNED"),
+        "skip_lstm": ("LSTM", "SKIP_GATE_LEARNED"),
     },
 }  # fmt: skip
 

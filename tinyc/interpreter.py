@@ -11,7 +11,7 @@ import numpy as np
 from tinyc.errors import TinycError
 from tinyc.ir.graph import Graph
 from tinyc.ir.ops import get_op
-from tinyc.ir.ops.skip import held_outputs
+from tinyc.ir.ops.skip import held_outputs, runs_stepwise
 from tinyc.ir.tensor import Tensor, np_dtype
 
 
@@ -72,6 +72,15 @@ def run(
     tensors start from ``state`` and are left updated there; without one, every call starts
     from zero state (a freshly reset model).
     """
+    if runs_stepwise(g):  # a learned skip gate decides per step
+        if state is not None:
+            raise TinycError(
+                f"model {g.name!r} has a learned skip gate: carry its state over the streaming "
+                "form (tinyc.passes.streaming.to_streaming), one step per call"
+            )
+        from tinyc.passes.streaming import run_stepwise
+
+        return run_stepwise(g, inputs, keep_all)
     values: dict[str, np.ndarray] = {t.name: t.data for t in g.constants()}  # type: ignore[misc]
     values.update((state or State(g)).values)
     for name, x in zip(g.inputs, check_inputs(g, inputs), strict=True):

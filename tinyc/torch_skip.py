@@ -9,7 +9,7 @@ et al., ICLR 2018). Exported from ``tinyc.torch``:
 
 A cell carries its recurrent state and an *update probability* ``p``. Each step:
 
-    u_t   = round(p_t)                       binary; gradient passed straight through
+    u_t   = round(p_t)                       binary (torch.round: 0.5 -> 0); straight through
     s'    = cell(x_t, s_{t-1})               (LSTM: (h, c); GRU: h)
     s_t   = u_t * s' + (1 - u_t) * s_{t-1}   closed gate: the state is copied
     dp    = sigmoid(w . h_t + b)             the next gate, computed from the state
@@ -22,23 +22,46 @@ computed, the state is returned as it was (bit-identical to holding it).
 ``budget_penalty(updates, weight)`` is Skip RNN's budget loss, ``weight * mean(u)``: it
 trades accuracy for fewer updates.
 
-**How it maps to tinyc's IR** (tinyc/ir/ops/skip.py): the guarded recurrent layer is the
-same as for ``--skip-threshold`` -- a recurrent node with ``attrs["guard"]`` whose closed
-gate holds its outputs and leaves its state untouched, branched around in the C. Only the
-gate's criterion differs: instead of SKIP_GATE's input delta, a learned gate reads its
-probability state ``p`` (one more state tensor: u = p >= 0.5, then the update of p above,
-computed from the new hidden state by a 1-output fully connected layer and a sigmoid). The
-frontends do not recognise these modules yet: an exported SkipGRU is not compiled to that
-gate today (it would be a gate op of its own kind next to SKIP_GATE, with the guard, the
-held outputs and the C branch shared).
+**How it maps to tinyc's IR** (tinyc/ir/ops/skip.py): in ``eval()`` a ``SkipGRU`` /
+``SkipLSTM`` layer called without a state runs the sequence as one custom operator,
+``torch.ops.tinyc.skip_gru`` / ``skip_lstm`` (the same eval computation as the cells, step
+by step), which ``torch.export`` keeps as one node (it cannot trace the data-dependent
+skip) and tinyc's PyTorch frontend compiles to a GRU / LSTM node guarded by a
+``SKIP_GATE_LEARNED`` gate: the guard of ``--skip-threshold``'s SKIP_GATE (a closed gate
+holds the layer's outputs and leaves its state untouched; the C branches around the
+kernel), with a learned criterion -- the gate keeps ``1 - p`` as a state and updates it from
+the layer's hidden state by the 1-output linear layer and sigmoid above. Compile with
+``--stream`` (one frame per invocation): the firmware then really skips the cell's matrix
+work when the gate is closed. Training, calls with an explicit state and eval calls that
+need gradients (outside ``torch.export``) use the Python loop. The operator's outputs are
+``(y, h_T[, c_T], p_T, updates)``; tinyc compiles ``y`` and the final states, not ``p`` or
+``updates``, batch 1. The cells used in a loop of your own are not recognised by the
+frontend: use the layers.
+
+ONNX: ``torch.onnx.export(model, (x,), dynamo=True,
+custom_translation_table=onnx_translation_table())`` writes each layer as one node of the
+custom domain ``tinyc`` (version 1), ``SkipGRU`` or ``SkipLSTM``, with the operator's inputs
+(x [N, T, F] batch first, then PyTorch's parameters as they are: weight_ih, weight_hh,
+bias_ih, bias_hh -- gates stacked in PyTorch's order -- and the gate's weight [1, H] and
+bias [1]) and outputs; tinyc's ONNX frontend compiles it like the PyTorch frontend. Other
+ONNX tools do not know the domain (onnxruntime cannot run it).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SkipGRU", "SkipGRUCell", "SkipLSTM", "SkipLSTMCell", "budget_penalty", "skip_rate"]
+__all__ = [
+    "SkipGRU",
+    "SkipGRUCell",
+    "SkipLSTM",
+    "SkipLSTMCell",
+    "budget_penalty",
+    "onnx_translation_table",
+    "skip_rate",
+]
 
 
 class _RoundST(torch.autograd.Function):
@@ -103,6 +126,122 @@ class _SkipCell(nn.Module):
         return kept[0], (*kept, p_next), u
 
 
+def _skip_sequence(
+    lstm: bool,
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+    gate_w: torch.Tensor,
+    gate_b: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The eval computation of a whole skip layer from a zero state and p = 1: exactly
+    ``_SkipCell.forward`` in eval, step by step. (y, h[, c], p, updates)."""
+    n, steps = x.shape[0], x.shape[1]
+    z = x.new_zeros(n, w_hh.shape[1])
+    rec: tuple[torch.Tensor, ...] = (z, z.clone()) if lstm else (z,)
+    p = x.new_ones(n, 1)
+    ys, us = [], []
+    for t in range(steps):
+        u = torch.round(p)
+        if n == 1 and float(u) == 0.0:
+            dp = torch.sigmoid(F.linear(rec[0], gate_w, gate_b))
+            p = torch.clamp(p + dp, max=1.0)
+        else:
+            if lstm:
+                new = torch.lstm_cell(x[:, t], rec, w_ih, w_hh, b_ih, b_hh)
+            else:
+                new = (torch.gru_cell(x[:, t], rec[0], w_ih, w_hh, b_ih, b_hh),)
+            rec = tuple(u * a + (1 - u) * b for a, b in zip(new, rec, strict=True))
+            dp = torch.sigmoid(F.linear(rec[0], gate_w, gate_b))
+            p = u * dp + (1 - u) * torch.clamp(p + dp, max=1.0)
+        ys.append(rec[0])
+        us.append(u[:, 0])
+    return (torch.stack(ys, 1), *(r.clone() for r in rec), p, torch.stack(us, 1))
+
+
+@torch.library.custom_op("tinyc::skip_gru", mutates_args=())
+def skip_gru(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+    gate_w: torch.Tensor,
+    gate_b: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A SkipGRU layer in eval over x [N, T, F]: (y [N, T, H], h_T, p_T [N, 1], u [N, T])."""
+    return _skip_sequence(False, x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)  # type: ignore[return-value]
+
+
+@torch.library.custom_op("tinyc::skip_lstm", mutates_args=())
+def skip_lstm(
+    x: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: torch.Tensor | None,
+    b_hh: torch.Tensor | None,
+    gate_w: torch.Tensor,
+    gate_b: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A SkipLSTM layer in eval: (y, h_T, c_T, p_T, u), as skip_gru."""
+    return _skip_sequence(True, x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)  # type: ignore[return-value]
+
+
+def _fake(lstm: bool):
+    def fake(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b):
+        n, steps, hidden = x.shape[0], x.shape[1], w_hh.shape[1]
+        state = [x.new_empty(n, hidden) for _ in range(2 if lstm else 1)]
+        return (x.new_empty(n, steps, hidden), *state, x.new_empty(n, 1), x.new_empty(n, steps))
+
+    return fake
+
+
+skip_gru.register_fake(_fake(False))
+skip_lstm.register_fake(_fake(True))
+
+
+_ONNX_OUTPUTS = {"SkipGRU": ("y", "h", "p", "updates"), "SkipLSTM": ("y", "h", "c", "p", "updates")}
+
+
+def onnx_translation_table() -> dict:
+    """``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``: the skip
+    layers' operators as ``tinyc.SkipGRU`` / ``tinyc.SkipLSTM`` nodes (see the module).
+    Registers the two ONNX schemas in this process (needs onnx and onnxscript)."""
+    import onnx
+    from onnx.defs import OpSchema
+    from onnxscript.values import Opset
+
+    param = OpSchema.FormalParameter
+    optional = OpSchema.FormalParameterOption.Optional
+    names = ("x", "w_ih", "w_hh", "b_ih", "b_hh", "gate_w", "gate_b")
+    for op_type, outs in _ONNX_OUTPUTS.items():
+        if onnx.defs.has(op_type, "tinyc"):
+            continue
+        ins = [
+            param(n, "T", param_option=optional) if n[:2] == "b_" else param(n, "T") for n in names
+        ]
+        onnx.defs.register_schema(
+            OpSchema(
+                op_type, "tinyc", 1,
+                inputs=ins,
+                outputs=[param(o, "T") for o in outs],
+                type_constraints=[("T", ["tensor(float)"], "float32")],
+                doc="tinyc.torch's Skip RNN layer in eval (tinyc/torch_skip.py)",
+            )
+        )  # fmt: skip
+    domain = Opset("tinyc", 1)
+
+    def gru(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b):
+        return domain.SkipGRU(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)
+
+    def lstm(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b):
+        return domain.SkipLSTM(x, w_ih, w_hh, b_ih, b_hh, gate_w, gate_b)
+
+    return {torch.ops.tinyc.skip_gru.default: gru, torch.ops.tinyc.skip_lstm.default: lstm}
+
+
 class SkipLSTMCell(_SkipCell):
     """An LSTM cell with a learned binary update gate (see the module)."""
 
@@ -131,11 +270,32 @@ class SkipGRUCell(_SkipCell):
         return (self.cell(x, state[0]),)
 
 
+def _exporting() -> bool:
+    return bool(torch.compiler.is_exporting())
+
+
+def _needs_grad(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Autograd would record the call (the custom operator has no backward: eval calls that
+    need gradients run the Python loop)."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(p.requires_grad for p in layer.parameters())
+
+
 class _SkipLayer(nn.Module):
     cell: _SkipCell
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
-        """x [N, T, F] -> (y [N, T, H], final state, updates [N, T])."""
+        """x [N, T, F] -> (y [N, T, H], final state, updates [N, T]). In eval from the
+        zero state: one ``tinyc::skip_gru`` / ``skip_lstm`` operator (what tinyc compiles),
+        when exporting or when no gradient is needed."""
+        if not self.training and state is None and (_exporting() or not _needs_grad(self, x)):
+            lstm = isinstance(self.cell, SkipLSTMCell)
+            rnn = self.cell.cell
+            op = torch.ops.tinyc.skip_lstm if lstm else torch.ops.tinyc.skip_gru
+            y, *final, u = op(x, rnn.weight_ih, rnn.weight_hh, rnn.bias_ih, rnn.bias_hh,
+                              self.cell.gate.weight, self.cell.gate.bias)  # fmt: skip
+            return y, tuple(final), u
         ys, us = [], []
         for t in range(x.shape[1]):
             h, state, u = self.cell(x[:, t], state)

@@ -12,7 +12,9 @@ adds no gate (no skipping).
 
 ``skip_stats(step, stream)`` runs a stream through the interpreter and reports the skip
 rate per gate and the mean / worst-case operations (MACs) per step; worst case = no step
-skipped.
+skipped. It counts learned gates (SKIP_GATE_LEARNED, a SkipGRU / SkipLSTM compiled from
+PyTorch) the same way: they come with the model, no threshold needed, and
+``always_update(step)`` is their "not skipping" reference (the layers update every step).
 """
 
 from __future__ import annotations
@@ -88,6 +90,29 @@ def add_skip_gates(step: Graph, threshold: float) -> Graph:
     return g
 
 
+def learned_gates(g: Graph) -> list[Node]:
+    return [n for n in g.nodes if n.op == "SKIP_GATE_LEARNED"]
+
+
+def always_update(step: Graph) -> Graph:
+    """``step`` with the layers its learned gates guard running every step (what the
+    model computes without skipping); ``step`` itself when it has no learned gate."""
+    gates = {n.outputs[0] for n in learned_gates(step)}
+    if not gates:
+        return step
+    g = step.copy()
+    for n in g.nodes:
+        if guard_of(n) in gates:
+            n.attrs = {k: v for k, v in n.attrs.items() if k != "guard"}
+    return g
+
+
+def skip_label(threshold: float | None, learned: bool) -> str:
+    """How the steps are skipped, for reports: "threshold T", "learned gate" or both."""
+    parts = [f"threshold {threshold:g}"] if threshold and threshold > 0 else []
+    return " + ".join(parts + (["learned gate"] if learned else [])) or "no skipping"
+
+
 @dataclass
 class SkipStats:
     """What skipping did on a stream (the report's and estimate's numbers)."""
@@ -99,6 +124,7 @@ class SkipStats:
     macs_total: int  # MACs per step, no step skipped (worst case)
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_output_diff: float | None = None  # vs no skipping, real units (skip_stats(ungated=))
+    learned: bool = False  # learned gates (SKIP_GATE_LEARNED) among the gates
 
     @property
     def skip_rate(self) -> float:
@@ -117,6 +143,7 @@ class SkipStats:
     def to_json(self) -> dict[str, Any]:
         return {
             "threshold": self.threshold,
+            "learned": self.learned,
             "steps": self.steps,
             "skip_rate": round(self.skip_rate, 4),
             "layers": {
@@ -134,7 +161,7 @@ class SkipStats:
 
     def line(self) -> str:
         return (
-            f"skip: threshold {self.threshold:g}, {self.steps} steps: skip rate "
+            f"skip: {skip_label(self.threshold, self.learned)}, {self.steps} steps: skip rate "
             f"{100 * self.skip_rate:.1f}%, MACs per step mean {self.macs_mean:,.0f} / worst "
             f"{self.macs_total:,}"
             + (
@@ -173,7 +200,7 @@ def skip_stats(
     macs = {n.name: get_op(n.op).macs(n, g) for n in nodes}
     total = sum(get_op(n.op).macs(n, g) for n in g.nodes)
     threshold = float(g.stream.get("skip_threshold", 0.0)) if g.stream else 0.0
-    stats = SkipStats(threshold, count, opened, macs, total)
+    stats = SkipStats(threshold, count, opened, macs, total, learned=bool(learned_gates(g)))
     stats.max_output_diff = diff if ungated is not None else None
     return stats
 
@@ -243,23 +270,31 @@ def estimate_streaming(
         q, _ = int8_graph(g)
     if backend == "tflm" and threshold and threshold > 0:
         raise TinycError("--skip-threshold: the tflm backend has no skip gate; use --backend cmsis")
-    step = add_skip_gates(streaming_graph(q), threshold or 0.0)
+    plain = streaming_graph(q)
+    learned = bool(learned_gates(plain))
+    if backend == "tflm" and learned:
+        raise TinycError(
+            "learned skip gates: the tflm backend has no skip gate; use --backend cmsis"
+        )
+    step = add_skip_gates(plain, threshold or 0.0)
     est = estimate_model(step, board, backend)
     if not guarded(step):
         return est, None
+    label = skip_label(threshold, learned)
     if not samples:
         est.notes = [
             *est.notes,
-            f"skip: threshold {threshold:g}: totals are the worst case (no step skipped); give "
+            f"skip: {label}: totals are the worst case (no step skipped); give "
             "--stream-input for the skip rate and the mean",
         ]
-        return est, {"threshold": threshold, "cycles_worst": round(est.cycles)}
-    stats = skip_stats(step, stream_sequences(step, q.inputs, samples), streaming_graph(q))
+        return est, {"threshold": threshold or 0.0, "learned": learned,
+                     "cycles_worst": round(est.cycles)}  # fmt: skip
+    stats = skip_stats(step, stream_sequences(step, q.inputs, samples), always_update(plain))
     skip = latency(est, stats)
     est.notes = [
         *est.notes,
         f"{stats.line()}; latency mean {skip['latency_ms_mean']:.4f} ms / worst "
-        f"{skip['latency_ms_worst']:.4f} ms (totals above: worst case; the gate's frame "
-        "compare, a few instructions per input element, is not costed)",
+        f"{skip['latency_ms_worst']:.4f} ms (totals above: worst case; the gates themselves, a "
+        "frame compare or a learned gate's dot product with the hidden state, are not costed)",
     ]
     return est, skip

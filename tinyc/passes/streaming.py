@@ -405,6 +405,46 @@ def run_streaming(
     return {name: values[name] for name in src.outputs}
 
 
+def run_stepwise(g: Graph, inputs: list[np.ndarray], keep_all: bool = False) -> dict:
+    """``g``'s whole-sequence result as its streaming form fed step by step from a reset
+    state (how a graph with a learned skip gate runs whole: tinyc.ir.ops.skip). With
+    ``keep_all`` every tensor of ``g``: a per-step value stacked along its time axis, a
+    state its initial (reset) value, any other the last step's."""
+    plan = to_streaming(g)
+    if not keep_all:
+        return run_streaming(plan, inputs)
+    state = State(plan.step)
+    initial = {k: v.copy() for k, v in state.values.items()}
+    by_name = dict(zip(g.inputs, inputs, strict=True))
+    collected: dict[str, list[np.ndarray]] = {}
+    for t in range(plan.steps):
+        xs = [
+            np.take(np.asarray(by_name[n]), [t], axis=plan.time_axis[n])
+            if n in plan.time_axis
+            else by_name[n]
+            for n in plan.step.inputs
+        ]
+        for name, v in run_graph(plan.step, xs, keep_all=True, state=state).items():
+            collected.setdefault(name, []).append(np.array(v, copy=True))
+    values: dict[str, np.ndarray] = {}
+    for name, vs in collected.items():
+        t = g.tensors.get(name)
+        if t is None:
+            continue
+        if name in initial:
+            values[name] = initial[name]
+            continue
+        axes = [k for k, (a, b) in enumerate(zip(vs[0].shape, t.shape, strict=False)) if a != b]
+        if vs[0].shape != t.shape and len(axes) == 1 and len(vs[0].shape) == len(t.shape):
+            values[name] = np.concatenate(vs, axis=axes[0])
+        else:
+            values[name] = vs[-1]
+    if plan.tail is not None:
+        feeds = [values[n] if n in values else by_name[n] for n in plan.tail.inputs]
+        values.update(run_graph(plan.tail, feeds, keep_all=True))
+    return values
+
+
 def split_steps(step: Graph, inputs: list[np.ndarray]) -> list[list[np.ndarray]]:
     """Inputs of a step graph (internal layout) as a list of steps: a whole sequence along
     each input's time axis is cut into its steps; one step stays one."""

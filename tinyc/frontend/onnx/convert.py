@@ -21,6 +21,7 @@ from tinyc.frontend.onnx import (  # noqa: F401 (register)
     ops_resize,
     ops_rnn,
     ops_shape,
+    ops_skip,
 )
 from tinyc.frontend.onnx.builder import Builder
 from tinyc.frontend.onnx.ops_quant import qconst_from_node

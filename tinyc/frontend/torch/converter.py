@@ -23,6 +23,7 @@ from tinyc.frontend.torch import (  # noqa: F401 (register)
     ops_resize,
     ops_rnn,
     ops_shape,
+    ops_skip,
 )
 from tinyc.frontend.torch.registry import BROADCASTS, CONV1D, HANDLERS, target_label, target_name
 from tinyc.frontend.torch.values import NHWC, Act, Value, View, inverse, torch_module

@@ -45,6 +45,8 @@ def export_module(module: Any, example_inputs: tuple, name: str = "model") -> Gr
 def load_exported_program(path: str | Path) -> Graph:
     """A program saved with ``torch.export.save`` (``.pt2``)."""
     torch = torch_module()
+    import tinyc.torch_skip  # noqa: F401 (registers tinyc::skip_gru / skip_lstm for loading)
+
     p = Path(path)
     try:
         ep = torch.export.load(str(p))
