@@ -219,32 +219,6 @@ def rule_counts(units: list[Unit], g: Graph, spec: PruneSpec) -> dict[str, int]:
     }
 
 
-def zero_int8_dead(g: Graph, units: list[Unit]) -> int:
-    """Set to zero the float weights that tinyc's int8 weights (symmetric, per channel:
-    scale max|w| / 127 along the op's weight axis, tinyc.passes.quantize) round to zero,
-    and return how many. They are zero in the int8 model anyway; counted as zeros the pass
-    already has, they cost nothing in the allocation, and the reconstruction keeps them at
-    zero instead of re-fitting them into small int8 values (which made pruned builds of
-    vww_96_float larger than the unpruned one)."""
-    from tinyc.ir.ops import get_op
-
-    total = 0
-    for u in units:
-        t = g.tensors[u.tensor]
-        if t.dtype != "float32" or t.data is None or u.kind not in ("fc", "conv", "dw"):
-            continue
-        w = t.data.astype(np.float64)
-        axis = get_op(u.node.op).weight_axis % w.ndim
-        other = tuple(i for i in range(w.ndim) if i != axis)
-        half_step = np.abs(w).max(axis=other, keepdims=True) / 127.0 / 2.0
-        dead = (np.abs(w) < half_step) & (w != 0)
-        n = int(dead.sum())
-        if n:
-            t.data = np.where(dead, 0.0, t.data).astype(t.data.dtype)
-            total += n
-    return total
-
-
 # -- allocation -------------------------------------------------------------------------------
 
 
@@ -365,13 +339,6 @@ def prune(
     if spec.fraction is None:
         counts = rule_counts(units, g, spec)
         units = [u for u in units if u.tensor in counts]
-    if not g.is_quantized:
-        dead = zero_int8_dead(g, units)
-        if dead:
-            notes.append(
-                f"{dead:,} float weights that int8 rounds to zero counted as pruned "
-                "(so that the re-fit does not bring them back)"
-            )
     if spec.fraction is not None:
         eligible = [u for u in units if sizes[u.tensor] >= MIN_WEIGHTS]
         total = _count(spec.fraction, sum(sizes.values()))

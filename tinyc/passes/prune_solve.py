@@ -460,8 +460,8 @@ def _solve_unit(g, u, count, vo, vp, outs_o, seq_p, original, current, notes) ->
         t.data = magnitude_prune(t.data, count)
         notes.append(f"{u.label}: an LSTM projection is pruned by magnitude")
         return
-    if count == 0:
-        return
+    if count <= int(np.count_nonzero(t.data == 0)):
+        return  # nothing to prune: the damped re-fit would only shrink the weights
     biased = _bias_name(u, g) is not None
     node = u.node
     h = c = None
