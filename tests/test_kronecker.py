@@ -572,3 +572,71 @@ def test_project_manifest_keeps_the_kronecker_report(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     kron = json.loads((out / MANIFEST).read_text())["kronecker"]
     assert len(kron["layers"]) == 10 and all(x["rank"] == 2 for x in kron["layers"])
+
+
+class _RnnNet(torch.nn.Module if torch is not None else object):
+    def __init__(self, kind: str):
+        super().__init__()
+        cls = torch.nn.LSTM if kind == "lstm" else torch.nn.GRU
+        self.rnn = cls(16, 32, batch_first=True)
+        self.fc = torch.nn.Linear(32, 5)
+
+    def forward(self, x):
+        y, _ = self.rnn(x)
+        return self.fc(y[:, -1])
+
+
+@needs_torch
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_pass_factors_fused_recurrent_gate_matrices(kind: str, tmp_path: Path) -> None:
+    """--kronecker on an nn.LSTM / nn.GRU: the layer is lowered to its cell's ops, its
+    stacked gate matrices factored once for every step (the report names them); gate
+    matrices that are exact Kronecker sums come back exactly (float equals the dense
+    model), and the factored model runs bit-exact in C after int8."""
+    from tinyc.frontend.torch import export_module
+    from tinyc.passes.kronecker import factorize
+    from tinyc.passes.quantize import quantize
+
+    torch.manual_seed(4)
+    model = _RnnNet(kind).eval()
+    rng = np.random.default_rng(4)
+    if kind == "lstm":  # stacked [4H, I] and [4H, H] matrices that are sums of 2 products
+        with torch.no_grad():
+            for name, (p, q, s, t) in (("weight_ih_l0", (8, 4, 16, 4)),
+                                       ("weight_hh_l0", (8, 4, 16, 8))):  # fmt: skip
+                w = sum(np.kron(rng.standard_normal((p, q)), rng.standard_normal((s, t)))
+                        for _ in range(2)) * 0.1  # fmt: skip
+                getattr(model.rnn, name).copy_(torch.tensor(w, dtype=torch.float32))
+    x = torch.randn(1, 6, 16)
+    g = export_module(model, (x,))
+    fact, report = factorize(g, f"{kind}*=2")
+    labels = [r.node for r in report.layers]
+    assert any(lbl.endswith("(input matrix)") for lbl in labels), labels
+    assert any(lbl.endswith("(recurrent matrix)") for lbl in labels), labels
+    assert not any(n.op in ("LSTM", "GRU") for n in fact.nodes)
+    kfc = [n for n in fact.nodes if n.op == "KRONECKER_FC"]
+    assert len(kfc) >= 2 * 6 and len({n.inputs[1] for n in kfc}) == len(report.layers)
+    if kind == "lstm":
+        assert all(r.choice.rel_error < 1e-5 for r in report.layers)
+        for k in range(3):
+            xs = [np.random.default_rng(k).standard_normal((1, 6, 16)).astype(np.float32)]
+            ref = interpreter.run(g, xs)[g.outputs[0]]
+            got = interpreter.run(fact, xs)[fact.outputs[0]]
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    samples = [[np.random.default_rng(10 + k).standard_normal((1, 6, 16)).astype(np.float32)]
+               for k in range(16)]  # fmt: skip
+    q, _ = quantize(fact, samples)
+    luts = [n for n in q.nodes if n.op == "LOGISTIC"]
+    assert len({q.tensors[n.outputs[0]].quant.scale.tobytes() for n in luts}) <= 3  # tied
+    _host_check(q, "dsp", tmp_path, seeds=2)
+
+
+def test_cli_estimate_takes_kronecker(capsys) -> None:
+    """``tinyc estimate --kronecker`` (the option list shared with compile)."""
+    from conftest import FLOAT_TFLITE, model_path
+
+    from tinyc.cli import main
+
+    path = str(model_path(FLOAT_TFLITE["ad01_fp32"]))
+    assert main(["estimate", path, "--board", "nucleo-f746", "--kronecker", "2"]) == 0
+    assert "KRONECKER_FC" in capsys.readouterr().out

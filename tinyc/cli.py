@@ -245,6 +245,17 @@ _PRUNE_OPTIONS = [
 ]
 
 
+def _add_options(options: list):
+    """A decorator applying ``options`` (click.option decorators) in their listed order."""
+
+    def apply(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return apply
+
+
 def _prune_options(kw: dict):
     """PruneOptions from --prune / --prune-method (None without --prune)."""
     if kw.get("prune") is None:
@@ -659,9 +670,7 @@ def validate(
     metavar="FILE.png",
     help="Also draw the arena over the schedule and the per-layer latency.",
 )
-@_PRUNE_OPTIONS[0]
-@_PRUNE_OPTIONS[1]
-@_PRUNE_OPTIONS[2]
+@_add_options(_PRUNE_OPTIONS)
 @click.option("--stream", is_flag=True, help="Estimate the one-step-per-invocation form.")
 @_SKIP_OPTION
 @click.option(
