@@ -39,13 +39,16 @@ CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-f
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 
 
-def build_host(gen: GeneratedModel, workdir: Path, sanitize: bool = True) -> Path:
+def build_host(gen: GeneratedModel, workdir: Path, sanitize: bool = True,
+               main_source: str | None = None) -> Path:  # fmt: skip
+    """The generated project built for the host with ``main_source`` (default: one
+    inference per run, HOST_MAIN)."""
     files = {**gen.files, **runtime_files(gen.runtime_sources)}
     for rel, text in files.items():
         p = workdir / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    (workdir / "host_main.c").write_text(HOST_MAIN)
+    (workdir / "host_main.c").write_text(main_source or HOST_MAIN)
     exe = workdir / "host_model"
     sources = [str(workdir / "host_main.c"), str(workdir / "model" / "model.c")]
     sources += [str(workdir / "runtime" / s) for s in gen.runtime_sources]

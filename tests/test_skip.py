@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rnn_graphs
-from c_host import CFLAGS, SANITIZE
+from c_host import build_host
 
-from tinyc.backends.cmsis.codegen import generate_model, runtime_files
+from tinyc.backends.cmsis.codegen import generate_model
 from tinyc.compiler import CalibrationOptions, CompileOptions, compile_model
 from tinyc.errors import TinycError
 from tinyc.interpreter import State
@@ -157,18 +157,7 @@ def test_host_c_equals_interpreter_with_skipped_frames(
     gen = generate_model(gated, "skip", target)
     body = gen.files["model/model.c"]
     assert "if (((int8_t *)(tinyc_state + " in body  # the kernel call really is branched around
-    for rel, text in {**gen.files, **runtime_files(gen.runtime_sources)}.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    (tmp_path / "main.c").write_text(HOST_STREAM_MAIN)
-    exe = tmp_path / "host_stream"
-    srcs = [tmp_path / "main.c", tmp_path / "model" / "model.c"]
-    srcs += [tmp_path / "runtime" / s for s in gen.runtime_sources]
-    subprocess.run(
-        ["gcc", *CFLAGS, *SANITIZE, f"-I{tmp_path / 'model'}", f"-I{tmp_path / 'runtime'}",
-         *map(str, srcs), "-lm", "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    exe = build_host(gen, tmp_path, main_source=HOST_STREAM_MAIN)
     g = gen.graph
     stream = slow_stream(gated, 30, 2)
     assert skip_stats(gated, [stream]).skip_rate > 0.2

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from c_host import CFLAGS, SANITIZE
+from c_host import build_host
 from test_skip import HOST_STREAM_MAIN
 
 torch = pytest.importorskip("torch")
 
-from tinyc.backends.cmsis.codegen import generate_model, runtime_files  # noqa: E402
+from tinyc.backends.cmsis.codegen import generate_model  # noqa: E402
 from tinyc.errors import UnsupportedError  # noqa: E402
 from tinyc.frontend.torch.loader import export_module  # noqa: E402
 from tinyc.interpreter import State  # noqa: E402
@@ -136,18 +136,7 @@ def test_int8_host_c_equals_interpreter_skipped_frames_hold(
     # the generated C on the host, one tinyc_invoke() per frame
     gen = generate_model(step, "skipnet", target)
     assert "tinyc_sigmoid16(v" in gen.files["model/model.c"]
-    for rel, text in {**gen.files, **runtime_files(gen.runtime_sources)}.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text)
-    (tmp_path / "main.c").write_text(HOST_STREAM_MAIN)
-    exe = tmp_path / "host_stream"
-    srcs = [tmp_path / "main.c", tmp_path / "model" / "model.c"]
-    srcs += [tmp_path / "runtime" / s for s in gen.runtime_sources]
-    subprocess.run(
-        ["gcc", *CFLAGS, *SANITIZE, f"-I{tmp_path / 'model'}", f"-I{tmp_path / 'runtime'}",
-         *map(str, srcs), "-lm", "-o", str(exe)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    exe = build_host(gen, tmp_path, main_source=HOST_STREAM_MAIN)
     (tmp_path / "in.bin").write_bytes(b"".join(x.tobytes() for x in stream))
     r = subprocess.run([str(exe), str(len(stream)), str(tmp_path / "in.bin"),
                         str(tmp_path / "out.bin")], capture_output=True, text=True)  # fmt: skip
