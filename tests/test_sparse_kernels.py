@@ -379,8 +379,11 @@ def test_grouped_estimate_within_ten_percent(tmp_path: Path, monkeypatch) -> Non
     g = block_pruned(graphs.fully_connected(33, 1, 512, 128, "RELU"), 0.85, 33)
     est = estimate_model(g, BOARDS["M7"]).to_json()
     project = tmp_path / "p"
-    compile_model(g, CompileOptions(board=BOARDS["M7"]), project, log=lambda m: None)
+    rep = compile_model(g, CompileOptions(board=BOARDS["M7"]), project, log=lambda m: None)
     assert "tinyc_spfcg_s8(" in (project / "model" / "model.c").read_text()
+    w = g.tensors["w"].data
+    note = f"1 grouped FC): their weights take {sparse.encode_grouped(w).nbytes:,} B instead of "
+    assert any(note in n for n in rep.notes), rep.notes
     ep = EmulatedProject.build(project)
     r = ep.run_case("0", random_inputs(ep.graph, 0))
     assert r.bit_exact

@@ -239,6 +239,11 @@ def _compile_cmsis(
     g, notes = quantize_float_tail(g)  # the C backend runs int8 only
     notes = list(g.notes) + notes
     gen = generate_model(g, g.name, target_for(board), opts.kernels)
+    if opts.kernels == "tinyc":
+        from tinyc.backends.cmsis.emit.sparse import summary_note
+
+        note = summary_note(gen.graph, target_for(board))
+        notes += [note] if note else []
     check_flash(board, gen.const_bytes, g)
     check_arena(board, gen.plan, gen.graph)
     inputs = test_vectors(g, opts.test_input)

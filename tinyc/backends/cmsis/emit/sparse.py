@@ -266,6 +266,30 @@ def use_sparse(node: Node, g: Graph, target: str) -> bool:
     return sparse_choice(node, g, target) is not None
 
 
+def summary_note(g: Graph, target: str) -> str | None:
+    """One line on the layers that got sparse kernels on ``target`` (None: none did)."""
+    kinds: dict[str, int] = {}
+    dense_b = sparse_b = 0
+    for n in g.nodes:
+        choice = sparse_choice(n, g, target) if n.op in ("FULLY_CONNECTED", "CONV_2D") else None
+        if choice is None:
+            continue
+        kinds[choice] = kinds.get(choice, 0) + 1
+        w = g.inp(n, 1)
+        assert w is not None
+        dense_b += w.size
+        sparse_b += sparse_weight_bytes(n, g, target)
+    if not kinds:
+        return None
+    names = {"tinyc_spfc_s8": "per-channel FC", "tinyc_spfcg_s8": "grouped FC",
+             "tinyc_spconv_s8": "per-channel conv"}  # fmt: skip
+    parts = ", ".join(f"{c} {names[k]}" for k, c in sorted(kinds.items()))
+    return (
+        f"sparse kernels on {sum(kinds.values())} layers ({parts}): their weights take "
+        f"{sparse_b:,} B instead of {dense_b:,} B dense"
+    )
+
+
 def sparse_weight_bytes(node: Node, g: Graph, target: str = "dsp") -> int:
     """Bytes of the layer's weights in the encoding its sparse kernel on ``target`` reads."""
     w2d = _w2d(node, g)
