@@ -1,6 +1,8 @@
 """Case study (issue 13): a TinyLSTMs-style speech enhancer trained here on CPU, compiled by
-tinyc dense, int8, pruned, pruned + state-update skipping, Kronecker-factored after training
-and trained in Kronecker form, measured on held-out speakers and in QEMU.
+tinyc dense, int8, pruned, pruned + state-update skipping (threshold), learned state-update
+skipping (tinyc.torch.SkipLSTM layers fine-tuned from the dense net; + int8, + pruned + int8),
+Kronecker-factored after training and trained in Kronecker form, measured on held-out
+speakers and in QEMU.
 
 The speech is SYNTHETIC (Debian's espeak-ng and Festival voices, examples/speech_enhancement/
 speech_data.py): the SI-SDR figures say how well the nets separate these voices from the
@@ -13,7 +15,7 @@ improvement on held-out mixtures (int8 rows: tinyc's reference interpreter, one 
 per invocation, state kept between frames) -> firmware for nucleo-l4r5zi (M4) and
 nucleo-f746 (M7) run in QEMU for a few frames, bit-exact against the interpreter.
 
-    python bench/speech_enhancement.py [--retrain] [--eval N] [--json FILE]
+    python bench/speech_enhancement.py [--retrain] [--eval N] [--rows ...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -281,24 +283,29 @@ def _dequant(g: Graph, name: str, x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) - int(q.zp)) * float(q.s)
 
 
+def stream_frames(g: Graph, f: np.ndarray, closed: dict[str, int]) -> np.ndarray:
+    """The masks of the int8 streaming step graph ``g`` on the features ``f`` [frames, 257]
+    (one frame per run from a reset state, state kept); adds to ``closed`` how many frames
+    each guarded layer's gate kept closed."""
+    x_name, out = g.inputs[0], g.outputs[0]
+    shape = g.tensors[x_name].shape
+    gated = [n for n in g.nodes if guard_of(n)]
+    state, rows = State(g), []
+    for t in range(len(f)):
+        y = run(g, [_quant(g, x_name, f[t]).reshape(shape)], keep_all=True, state=state)
+        rows.append(_dequant(g, out, y[out]).reshape(-1))
+        for n in gated:
+            closed[n.name] = closed.get(n.name, 0) + (int(y[guard_of(n)][0]) == 0)
+    return np.stack(rows)
+
+
 def stream_masks(g: Graph, mixes: list[Mixture]) -> tuple[list[np.ndarray], dict[str, float]]:
     """Masks of the int8 streaming step graph ``g`` (one frame per run, state kept; reset
     per utterance) and, for each guarded recurrent layer, the share of frames its gate kept
     closed (skipped; ``--skip-threshold``'s gate or a learned one)."""
-    x_name, out = g.inputs[0], g.outputs[0]
-    shape = g.tensors[x_name].shape
-    gated = [n for n in g.nodes if guard_of(n)]
-    masks, frames = [], 0
-    closed = {n.name: 0 for n in gated}
-    for m in mixes:
-        f, state, rows = feats(m), State(g), []
-        for t in range(len(f)):
-            y = run(g, [_quant(g, x_name, f[t]).reshape(shape)], keep_all=True, state=state)
-            rows.append(_dequant(g, out, y[out]).reshape(-1))
-            for n in gated:
-                closed[n.name] += int(y[guard_of(n)][0]) == 0
-            frames += 1
-        masks.append(np.stack(rows))
+    closed: dict[str, int] = {}
+    masks = [stream_frames(g, feats(m), closed) for m in mixes]
+    frames = sum(len(m) for m in masks)
     return masks, {k: v / frames for k, v in closed.items()}
 
 
@@ -422,7 +429,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     ap.add_argument(
         "--rows", default="int8,pruned,skip,learned,learned-pruned,kron-post,kron-trained"
     )
-    ap.add_argument("--skip-weight", type=float, default=0.01, help="learned: budget weight")
+    ap.add_argument("--skip-weight", type=float, default=0.005, help="learned: budget weight")
     ap.add_argument("--skip-steps", type=int, default=500, help="learned: fine-tune steps")
     ap.add_argument("--skip-budget", type=float, default=180, help="learned: fine-tune s (cap)")
     ap.add_argument("--learned-frames", type=int, default=100, help="frames per QEMU run")
@@ -560,8 +567,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             if b != board:  # the same int8 graph (already streaming) for the other board
                 proj = row.project.with_name(row.project.name + "_" + core)
                 compile_model(g, CompileOptions(board=b), proj, log=lambda m: None)
-            learned = any(n.op == "SKIP_GATE_LEARNED" for n in g.nodes)
-            f = feats(mixes[0])[: args.learned_frames if learned else args.frames]
+            learned_gate = any(n.op == "SKIP_GATE_LEARNED" for n in g.nodes)
+            f = feats(mixes[0])[: args.learned_frames if learned_gate else args.frames]
             if len(g.inputs) == 1:
                 x = _quant(g, g.inputs[0], f)
                 inputs = [x.reshape(1, len(f), BINS)]
@@ -575,6 +582,11 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 res = {"error": f"{type(e).__name__}: {e}"}
             row.qemu[core] = res
             log(f"{row.name} {core}: {res}")
+        if learned_gate and len(g.inputs) == 1:  # the learned gates' decisions in those frames
+            closed: dict[str, int] = {}
+            stream_frames(g, f, closed)
+            rates = " / ".join(f"{round(100 * v / len(f))}" for v in closed.values())
+            row.note += f"; QEMU's {len(f)} frames: skip {rates} %"
 
     print_table(rows, float_params, info_dense, info_kp, time.time() - t_start)
     if args.json:
