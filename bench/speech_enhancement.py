@@ -638,10 +638,10 @@ def learned_rows(
     for key in keys:
         try:
             if key == "learned":
-                name = f"learned skip {w} + int8"
+                name = f"learned {w} + int8"
                 opts = CompileOptions(board=board, stream=True, calibration=cal)
             else:
-                name = f"learned skip {w} + pruned {args.prune} + int8"
+                name = f"learned {w} + pruned {args.prune} + int8"
                 opts = CompileOptions(board=board, stream=True, calibration=cal, prune=prune)
             row = stream_row(name, opts, g_seq)[0]
             row.note = f"{row.note} (layer 1 / 2); {float_note}; {info['steps']} fine-tune steps"
