@@ -10,7 +10,8 @@ noise, not how they would do on recorded human speech.
 
 Pipeline: corpus (cached in ~/.cache/tinyc-speech, synthesized when missing) -> training
 mixtures made on the fly (noise at -5..10 dB SNR) -> two seeded PyTorch trainings (dense
-nn.LSTM; Kronecker LSTM from scratch), cached there too -> tinyc compiles -> SI-SDR
+nn.LSTM; Kronecker LSTM from scratch) and a fine-tune of the dense net as SkipLSTM layers
+with a budget penalty (--skip-weight), cached there too -> tinyc compiles -> SI-SDR
 improvement on held-out mixtures (int8 rows: tinyc's reference interpreter, one 10 ms frame
 per invocation, state kept between frames) -> firmware for nucleo-l4r5zi (M4) and
 nucleo-f746 (M7) run in QEMU for a few frames, bit-exact against the interpreter.
