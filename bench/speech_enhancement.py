@@ -1,6 +1,8 @@
 """Case study (issue 13): a TinyLSTMs-style speech enhancer trained here on CPU, compiled by
-tinyc dense, int8, pruned, pruned + state-update skipping, Kronecker-factored after training
-and trained in Kronecker form, measured on held-out speakers and in QEMU.
+tinyc dense, int8, pruned, pruned + state-update skipping (threshold), learned state-update
+skipping (tinyc.torch.SkipLSTM layers fine-tuned from the dense net; + int8, + pruned + int8),
+Kronecker-factored after training and trained in Kronecker form, measured on held-out
+speakers and in QEMU.
 
 The speech is SYNTHETIC (Debian's espeak-ng and Festival voices, examples/speech_enhancement/
 speech_data.py): the SI-SDR figures say how well the nets separate these voices from the
@@ -8,12 +10,13 @@ noise, not how they would do on recorded human speech.
 
 Pipeline: corpus (cached in ~/.cache/tinyc-speech, synthesized when missing) -> training
 mixtures made on the fly (noise at -5..10 dB SNR) -> two seeded PyTorch trainings (dense
-nn.LSTM; Kronecker LSTM from scratch), cached there too -> tinyc compiles -> SI-SDR
+nn.LSTM; Kronecker LSTM from scratch) and a fine-tune of the dense net as SkipLSTM layers
+with a budget penalty (--skip-weight), cached there too -> tinyc compiles -> SI-SDR
 improvement on held-out mixtures (int8 rows: tinyc's reference interpreter, one 10 ms frame
 per invocation, state kept between frames) -> firmware for nucleo-l4r5zi (M4) and
 nucleo-f746 (M7) run in QEMU for a few frames, bit-exact against the interpreter.
 
-    python bench/speech_enhancement.py [--retrain] [--eval N] [--json FILE]
+    python bench/speech_enhancement.py [--retrain] [--eval N] [--rows ...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from model import (  # noqa: E402
     HOP,
     Enhancer,
     KpEnhancer,
+    SkipEnhancer,
     StepEnhancer,
     features,
     istft,
@@ -52,6 +56,7 @@ from tinyc.frontend.torch.loader import export_module  # noqa: E402
 from tinyc.interpreter import State, run  # noqa: E402
 from tinyc.ir.graph import Graph  # noqa: E402
 from tinyc.ir.ops import get_op  # noqa: E402
+from tinyc.ir.ops.skip import guard_of  # noqa: E402
 from tinyc.passes.prune import PruneOptions  # noqa: E402
 from tinyc.passes.skip_state import add_skip_gates  # noqa: E402
 from tinyc.project import load_project_graph  # noqa: E402
@@ -181,6 +186,64 @@ def train(
     return info
 
 
+def finetune_skip(
+    dense: Enhancer,
+    corpus: sd.Corpus,
+    weight: float,
+    steps: int,
+    budget_s: float,
+    retrain: bool,
+) -> tuple[SkipEnhancer, dict[str, Any]]:
+    """The dense net with its LSTM layers as ``tinyc.torch.SkipLSTM`` (its weights, fresh
+    gates), fine-tuned with the task loss + ``budget_penalty(updates, weight)`` (seeded; Adam,
+    batch 16 of 1.28 s mixtures, lr 5e-4 for the net, 1e-2 for the gates) for ``steps``
+    steps or ``budget_s`` seconds; cached in ``MODELS``."""
+    from tinyc.torch import budget_penalty
+
+    model = SkipEnhancer.from_dense(dense)
+    path = MODELS / f"skip_w{weight:g}.pt"
+    if path.exists() and not retrain:
+        saved = torch.load(path)
+        model.load_state_dict(saved["state"])
+        return model.eval(), saved["info"]
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    pool = [corpus.audio[i] for i in corpus.indices(False)]
+    gates = [p for n, p in model.named_parameters() if ".gate." in n]
+    rest = [p for n, p in model.named_parameters() if ".gate." not in n]
+    opt = torch.optim.Adam([{"params": rest, "lr": 5e-4}, {"params": gates, "lr": 1e-2}])
+    t0, done, losses, rates = time.time(), 0, [], []
+    model.train()
+    while done < steps and time.time() - t0 < budget_s:
+        x, noisy, clean = train_batch(corpus, rng, pool, 16, TRAIN_FRAMES)
+        mask, updates = model.forward_updates(x)
+        task = magnitude_loss(mask, noisy, clean)
+        loss = task + budget_penalty(updates, weight)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(task.detach()))
+        rates.append(1.0 - float(updates.detach().mean()))
+        done += 1
+        if done % 20 == 0:
+            log(
+                f"  skip w={weight:g}: step {done}, loss {np.mean(losses[-20:]):.4f}, "
+                f"skip {100 * np.mean(rates[-20:]):.0f} %, {time.time() - t0:.0f} s"
+            )
+    model.eval()
+    info = {
+        "steps": done,
+        "seconds": round(time.time() - t0, 1),
+        "final_loss": float(np.mean(losses[-20:])),
+        "train_skip": float(np.mean(rates[-20:])),
+        "weight": weight,
+    }
+    MODELS.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": model.state_dict(), "info": info}, path)
+    return model, info
+
+
 # -- metrics ------------------------------------------------------------------------------
 
 
@@ -221,22 +284,40 @@ def _dequant(g: Graph, name: str, x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) - int(q.zp)) * float(q.s)
 
 
-def stream_masks(g: Graph, mixes: list[Mixture]) -> tuple[list[np.ndarray], float]:
-    """Masks of the int8 streaming step graph ``g`` (one frame per run, state kept; reset
-    per utterance) and the share of frames whose state did not change (skipped)."""
+def stream_frames(g: Graph, f: np.ndarray, closed: dict[str, int]) -> np.ndarray:
+    """The masks of the int8 streaming step graph ``g`` on the features ``f`` [frames, 257]
+    (one frame per run from a reset state, state kept); adds to ``closed`` how many frames
+    each guarded layer's gate kept closed."""
     x_name, out = g.inputs[0], g.outputs[0]
     shape = g.tensors[x_name].shape
-    masks, skipped, frames = [], 0, 0
-    for m in mixes:
-        f, state, rows = feats(m), State(g), []
-        for t in range(len(f)):
-            before = {k: v.copy() for k, v in state.values.items()}
-            y = run(g, [_quant(g, x_name, f[t]).reshape(shape)], state=state)
-            rows.append(_dequant(g, out, y[out]).reshape(-1))
-            skipped += t > 0 and all(np.array_equal(before[k], v) for k, v in state.values.items())
-            frames += 1
-        masks.append(np.stack(rows))
-    return masks, skipped / frames
+    gated = [n for n in g.nodes if guard_of(n)]
+    state, rows = State(g), []
+    for t in range(len(f)):
+        y = run(g, [_quant(g, x_name, f[t]).reshape(shape)], keep_all=True, state=state)
+        rows.append(_dequant(g, out, y[out]).reshape(-1))
+        for n in gated:
+            closed[n.name] = closed.get(n.name, 0) + (int(y[guard_of(n)][0]) == 0)
+    return np.stack(rows)
+
+
+def stream_masks(g: Graph, mixes: list[Mixture]) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Masks of the int8 streaming step graph ``g`` (one frame per run, state kept; reset
+    per utterance) and, for each guarded recurrent layer, the share of frames its gate kept
+    closed (skipped; ``--skip-threshold``'s gate or a learned one)."""
+    closed: dict[str, int] = {}
+    masks = [stream_frames(g, feats(m), closed) for m in mixes]
+    frames = sum(len(m) for m in masks)
+    return masks, {k: v / frames for k, v in closed.items()}
+
+
+def skip_note(skipped: dict[str, float]) -> str:
+    """The held-out skip rate, one figure when every guarded layer has the same."""
+    rates = sorted(set(round(100 * v) for v in skipped.values()))
+    if not rates:
+        return ""
+    if len(rates) == 1:
+        return f"skip rate {rates[0]} % held-out"
+    return "skip rate " + " / ".join(f"{round(100 * v)}" for v in skipped.values()) + " % held-out"
 
 
 def step_masks(g: Graph, mixes: list[Mixture]) -> list[np.ndarray]:
@@ -259,10 +340,10 @@ def step_masks(g: Graph, mixes: list[Mixture]) -> list[np.ndarray]:
     return masks
 
 
-def effective_macs(g: Graph) -> tuple[int, int]:
-    """(MACs per frame with pruned zeros not counted, of which in recurrent layers): each
-    node's MACs times the nonzero share of its constant matrices (2-D and up)."""
-    total = rec = 0
+def node_macs(g: Graph) -> dict[str, float]:
+    """Each node's MACs per frame times the nonzero share of its constant matrices (2-D and
+    up): pruned zeros not counted."""
+    out = {}
     for node in g.nodes:
         n = get_op(node.op).macs(node, g)
         if not n:
@@ -271,8 +352,21 @@ def effective_macs(g: Graph) -> tuple[int, int]:
         mats = [t.data for t in consts if t.data.ndim >= 2]
         if mats and node.op != "KRONECKER_FC":
             n = n * sum(np.count_nonzero(w) for w in mats) / sum(w.size for w in mats)
+        out[node.name] = n
+    return out
+
+
+def effective_macs(g: Graph, skipped: dict[str, float] | None = None) -> tuple[int, int]:
+    """(MACs per frame with pruned zeros not counted, of which in recurrent layers); with
+    ``skipped`` (guarded layer -> share of frames skipped) the mean over frames: a skipped
+    frame does none of that layer's MACs."""
+    skipped = skipped or {}
+    ops = {n.name: n.op for n in g.nodes}
+    total = rec = 0.0
+    for name, n in node_macs(g).items():
+        n *= 1.0 - skipped.get(name, 0.0)
         total += n
-        if node.op in ("LSTM", "GRU", "RNN"):
+        if ops[name] in ("LSTM", "GRU", "RNN"):
             rec += n
     return int(round(total)), int(round(rec))
 
@@ -333,7 +427,13 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     ap.add_argument("--skip-loss", type=float, default=0.5, help="dB allowed to skipping")
     ap.add_argument("--prune", default="0.9")
     ap.add_argument("--frames", type=int, default=10, help="frames per QEMU run")
-    ap.add_argument("--rows", default="int8,pruned,skip,kron-post,kron-trained")
+    ap.add_argument(
+        "--rows", default="int8,pruned,skip,learned,learned-pruned,kron-post,kron-trained"
+    )
+    ap.add_argument("--skip-weight", type=float, default=0.005, help="learned: budget weight")
+    ap.add_argument("--skip-steps", type=int, default=500, help="learned: fine-tune steps")
+    ap.add_argument("--skip-budget", type=float, default=180, help="learned: fine-tune s (cap)")
+    ap.add_argument("--learned-frames", type=int, default=100, help="frames per QEMU run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -382,16 +482,17 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     cal = CalibrationOptions(path=str(tmp / "cal_seq.npy"))
     board = BOARDS["M4"]
 
-    def stream_row(name: str, opts: CompileOptions) -> tuple[Row, Graph]:
-        project = tmp / name.replace(" ", "_").replace("+", "")
-        g, man = compile_row(seq_graph, opts, project)
-        masks, skip = stream_masks(g, mixes)
-        macs, rec = effective_macs(g)
-        row = Row(name, man["weight_bytes"], macs - rec * skip, improvement(mixes, masks))
+    def stream_row(
+        name: str, opts: CompileOptions, graph: Graph | None = None
+    ) -> tuple[Row, Graph]:
+        project = tmp / name.replace(" ", "_").replace("+", "").replace("=", "")
+        g, man = compile_row(seq_graph if graph is None else graph, opts, project)
+        masks, skipped = stream_masks(g, mixes)
+        row = Row(name, man["weight_bytes"], effective_macs(g, skipped)[0], 0.0)
+        row.si_sdr = improvement(mixes, masks)
         row.ram = man["arena_bytes"] + man.get("memory_plan", {}).get("state_bytes", 0)
         row.project = project
-        if skip:
-            row.note = f"skip rate {100 * skip:.0f} % held-out"
+        row.note = skip_note(skipped)
         log(f"{name}: {row}")
         return row, g
 
@@ -417,16 +518,20 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             project = tmp / "skip"
             g_skip = add_skip_gates(g_pr, chosen)
             man = compile_row(g_skip, CompileOptions(board=board), project)[1]
-            masks, skip = stream_masks(g_skip, mixes)
-            macs, rec = effective_macs(g_skip)
-            r_skip = Row(name, man["weight_bytes"], macs - rec * skip, improvement(mixes, masks))
+            masks, skipped = stream_masks(g_skip, mixes)
+            r_skip = Row(name, man["weight_bytes"], effective_macs(g_skip, skipped)[0], 0.0)
+            r_skip.si_sdr = improvement(mixes, masks)
             r_skip.ram = man["arena_bytes"] + man.get("memory_plan", {}).get("state_bytes", 0)
             r_skip.project = project
-            r_skip.note = f"skip rate {100 * skip:.0f} % held-out"
+            r_skip.note = skip_note(skipped)
             log(f"{name}: {r_skip}")
             rows.append(r_skip)
         except Exception as e:  # noqa: BLE001
             log(f"skip row: FAILED: {type(e).__name__}: {e}")
+
+    learned = [k for k in ("learned", "learned-pruned") if k in want]
+    if learned:
+        learned_rows(args, rows, dense, corpus, mixes, stream_row, board, cal, prune, learned)
 
     def step_row(name: str, model: StepEnhancer, calib: str, kron: str | None) -> Row:
         project = tmp / name.split()[1]
@@ -463,7 +568,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             if b != board:  # the same int8 graph (already streaming) for the other board
                 proj = row.project.with_name(row.project.name + "_" + core)
                 compile_model(g, CompileOptions(board=b), proj, log=lambda m: None)
-            f = feats(mixes[0])[: args.frames]
+            learned_gate = any(n.op == "SKIP_GATE_LEARNED" for n in g.nodes)
+            f = feats(mixes[0])[: args.learned_frames if learned_gate else args.frames]
             if len(g.inputs) == 1:
                 x = _quant(g, g.inputs[0], f)
                 inputs = [x.reshape(1, len(f), BINS)]
@@ -477,6 +583,11 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 res = {"error": f"{type(e).__name__}: {e}"}
             row.qemu[core] = res
             log(f"{row.name} {core}: {res}")
+        if learned_gate and len(g.inputs) == 1:  # the learned gates' decisions in those frames
+            closed: dict[str, int] = {}
+            stream_frames(g, f, closed)
+            rates = " / ".join(f"{round(100 * v / len(f))}" for v in closed.values())
+            row.note += f"; QEMU's {len(f)} frames: skip {rates} %"
 
     print_table(rows, float_params, info_dense, info_kp, time.time() - t_start)
     if args.json:
@@ -491,6 +602,55 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         )
 
 
+def learned_rows(
+    args: argparse.Namespace,
+    rows: list[Row],
+    dense: Enhancer,
+    corpus: sd.Corpus,
+    mixes: list[Mixture],
+    stream_row: Callable,
+    board: str,
+    cal: CalibrationOptions,
+    prune: PruneOptions,
+    keys: list[str],
+) -> None:
+    """Learned skipping: the dense net with tinyc.torch.SkipLSTM layers, fine-tuned from its
+    weights with a budget penalty, compiled with --stream (and --prune)."""
+    net, info = finetune_skip(
+        dense, corpus, args.skip_weight, args.skip_steps, args.skip_budget, args.retrain
+    )
+    log(f"learned skipping fine-tune: {info}")
+    f_masks, closed = [], []
+    with torch.no_grad():
+        for m in mixes:
+            mask, updates = net.forward_updates(torch.from_numpy(feats(m))[None])
+            f_masks.append(mask[0].numpy())
+            closed.append((1 - updates.float()).sum(dim=(1, 2)).numpy())
+    frames = sum(len(feats(m)) for m in mixes)
+    f_skip = np.sum(closed, axis=0) / frames
+    float_note = (
+        f"float {improvement(mixes, f_masks):.2f} dB, skip "
+        + " / ".join(f"{round(100 * v)}" for v in f_skip)
+        + " %"
+    )
+    log(f"learned skipping float: {float_note}")
+    g_seq = export_module(net, (torch.zeros(1, SEQ, BINS),), "skip_enhancer")
+    w = f"w={args.skip_weight:g}"
+    for key in keys:
+        try:
+            if key == "learned":
+                name = f"learned {w} + int8"
+                opts = CompileOptions(board=board, stream=True, calibration=cal)
+            else:
+                name = f"learned {w} + pruned {args.prune} + int8"
+                opts = CompileOptions(board=board, stream=True, calibration=cal, prune=prune)
+            row = stream_row(name, opts, g_seq)[0]
+            row.note = f"{row.note} (layer 1 / 2); {float_note}; {info['steps']} fine-tune steps"
+            rows.append(row)
+        except Exception as e:  # noqa: BLE001 - report the row's failure, keep the others
+            log(f"{key}: FAILED: {type(e).__name__}: {e}")
+
+
 def choose_threshold(
     g_pr: Graph, corpus: sd.Corpus, rng: np.random.Generator, pool: list, budget: float
 ) -> float:
@@ -503,7 +663,8 @@ def choose_threshold(
     chosen = 0.0
     for k in (8, 16, 24, 32, 48, 64, 96):
         t = k * step_q
-        masks, skip = stream_masks(add_skip_gates(g_pr, t), tune)
+        masks, skipped = stream_masks(add_skip_gates(g_pr, t), tune)
+        skip = max(skipped.values(), default=0.0)
         loss = base - improvement(tune, masks)
         log(f"  T = {t:.4f} ({k} steps): skip {100 * skip:.0f} %, loss {loss:.2f} dB (training)")
         if loss > budget:

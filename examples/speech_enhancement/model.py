@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tinyc.torch import KroneckerLinear, KroneckerLSTM, KroneckerLSTMCell
+from tinyc.torch import KroneckerLinear, KroneckerLSTM, KroneckerLSTMCell, SkipLSTM
 
 SR, N_FFT, HOP = 16000, 512, 160
 BINS = N_FFT // 2 + 1
@@ -67,6 +67,41 @@ class KpEnhancer(nn.Module):
         y, _ = self.lstm1(torch.relu(self.fc_in(x)))
         y, _ = self.lstm2(y)
         return torch.sigmoid(self.fc_out(y))
+
+
+class SkipEnhancer(nn.Module):
+    """``Enhancer`` with two ``tinyc.torch.SkipLSTM`` layers (learned state-update skipping:
+    a binary gate from each layer's hidden state decides whether the frame updates it).
+    ``forward`` returns the mask and the updates [batch, frames] of both layers."""
+
+    def __init__(self, hidden: int = 128, gate_bias: float = 1.0) -> None:
+        super().__init__()
+        self.fc_in = nn.Linear(BINS, hidden)
+        self.lstm1 = SkipLSTM(hidden, hidden, gate_bias)
+        self.lstm2 = SkipLSTM(hidden, hidden, gate_bias)
+        self.fc_out = nn.Linear(hidden, BINS)
+
+    def forward_updates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mask, updates [2, batch, frames]): what training and the skip rates use."""
+        y, _, u1 = self.lstm1(torch.relu(self.fc_in(x)))
+        y, _, u2 = self.lstm2(y)
+        return torch.sigmoid(self.fc_out(y)), torch.stack([u1, u2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The mask only (what tinyc compiles: the updates are not outputs)."""
+        y = self.lstm1(torch.relu(self.fc_in(x)))[0]
+        return torch.sigmoid(self.fc_out(self.lstm2(y)[0]))
+
+    @classmethod
+    def from_dense(cls, m: Enhancer, gate_bias: float = 1.0) -> SkipEnhancer:
+        """The dense net's weights (the cells have nn.LSTM's parameters); fresh gates."""
+        s = cls(m.lstm.hidden_size, gate_bias)
+        s.fc_in.load_state_dict(m.fc_in.state_dict())
+        s.fc_out.load_state_dict(m.fc_out.state_dict())
+        for layer, skip in enumerate((s.lstm1, s.lstm2)):
+            for part in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(skip.cell.cell, part).data.copy_(getattr(m.lstm, f"{part}_l{layer}"))
+        return s
 
 
 class DenseCell(nn.Module):
@@ -124,6 +159,7 @@ __all__ = [
     "KpEnhancer",
     "KroneckerLSTMCell",
     "KroneckerLinear",
+    "SkipEnhancer",
     "StepEnhancer",
     "features",
     "istft",
