@@ -315,3 +315,23 @@ def test_onnx_export_compiles_the_same(kind: str, tmp_path: Path) -> None:
     for t in range(STEPS):
         values = run_graph(step, [x[:, t : t + 1]], keep_all=True, state=state)
         assert int(values[gate_of(step)][0]) == int(updates[t]), t
+
+
+def test_updates_computed_but_not_returned_compile() -> None:
+    """A forward that reads the updates without returning them (dead code that export
+    keeps) compiles: the frontend converts only what the outputs depend on."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = SkipGRU(5, 8)
+            self.fc = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            y, _, u = self.rnn(x)
+            torch.stack([u, u])  # computed, never used
+            return self.fc(y)
+
+    torch.manual_seed(0)
+    g = export_module(Net().eval(), (torch.zeros(1, 6, 5),))
+    assert [n.op for n in g.nodes] == ["SKIP_GATE_LEARNED", "GRU", "FULLY_CONNECTED"]

@@ -25,6 +25,7 @@ from tinyc.frontend.torch import (  # noqa: F401 (register)
     ops_shape,
     ops_skip,
 )
+from tinyc.frontend.torch.liveness import live_nodes
 from tinyc.frontend.torch.registry import BROADCASTS, CONV1D, HANDLERS, target_label, target_name
 from tinyc.frontend.torch.values import NHWC, Act, Value, View, inverse, torch_module
 from tinyc.ir.graph import Graph, Node
@@ -181,7 +182,10 @@ class Converter:
         consts = self._lifted_constants()
         user_inputs = list(sig.user_inputs)
         graph = self.ep.graph_module.graph
+        live = live_nodes(graph)
         for node in graph.nodes:
+            if node.op == "call_function" and node not in live:
+                continue  # computed but never used: export keeps such code
             try:
                 self._convert(node, consts, user_inputs)
             except UnsupportedError as e:

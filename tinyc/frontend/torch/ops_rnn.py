@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tinyc.errors import TinycError, UnsupportedError
+from tinyc.frontend.torch.liveness import live_nodes
 from tinyc.frontend.torch.registry import handles, target_name
 from tinyc.frontend.torch.values import Act, Value, View, is_tensor
 from tinyc.ir.ops import get_op
@@ -177,13 +178,13 @@ def _stacked(c: Converter, names: list[str], base: str) -> Act:
 
 
 def _used_items(node: Any, count: int) -> list[bool]:
-    """Which items of the node's tuple result something reads (export keeps a getitem
-    node for every item, read or not)."""
+    """Which items of the node's tuple result the outputs depend on."""
+    live = live_nodes(node.graph)
     used = [False] * count
     for u in node.users:
         if u.op == "call_function" and u.target is operator.getitem and isinstance(u.args[1], int):
-            used[u.args[1]] |= len(u.users) > 0
-        else:
+            used[u.args[1]] |= any(x in live for x in u.users)
+        elif u in live:
             return [True] * count
     return used
 
