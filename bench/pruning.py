@@ -123,7 +123,7 @@ def matrix_bytes(g: Graph, target: str) -> int:
         if w is None or w.data is None:
             continue
         use = n.op != "DEPTHWISE_CONV_2D" and sparse.use_sparse(n, g, target)
-        total += sparse.sparse_weight_bytes(n, g) if use else w.data.size
+        total += sparse.sparse_weight_bytes(n, g, target) if use else w.data.size
     return total
 
 

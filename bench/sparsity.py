@@ -145,7 +145,7 @@ def bench_ad01(work: Path, board: str = "nucleo-f746") -> dict:
         chosen = src.count("tinyc_spfc_s8(")
         os.environ["TINYC_SPARSE"] = "auto"
         wbytes = sum(
-            sparse.sparse_weight_bytes(x, g) if sparse.use_sparse(x, g, "dsp")
+            sparse.sparse_weight_bytes(x, g, "dsp") if sparse.use_sparse(x, g, "dsp")
             else g.tensors[x.inputs[1]].data.size
             for x in fcs
         )  # fmt: skip

@@ -515,16 +515,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     if chosen > 0:
         try:  # the pruned int8 step graph with its gate, compiled as it is
             name = f"pruned {args.prune} + int8 + skip T={chosen:.3g}"
-            project = tmp / "skip"
-            g_skip = add_skip_gates(g_pr, chosen)
-            man = compile_row(g_skip, CompileOptions(board=board), project)[1]
-            masks, skipped = stream_masks(g_skip, mixes)
-            r_skip = Row(name, man["weight_bytes"], effective_macs(g_skip, skipped)[0], 0.0)
-            r_skip.si_sdr = improvement(mixes, masks)
-            r_skip.ram = man["arena_bytes"] + man.get("memory_plan", {}).get("state_bytes", 0)
-            r_skip.project = project
-            r_skip.note = skip_note(skipped)
-            log(f"{name}: {r_skip}")
+            r_skip, _ = stream_row(name, CompileOptions(board=board), add_skip_gates(g_pr, chosen))
             rows.append(r_skip)
         except Exception as e:  # noqa: BLE001
             log(f"skip row: FAILED: {type(e).__name__}: {e}")

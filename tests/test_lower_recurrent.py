@@ -51,3 +51,14 @@ def test_what_stays_fused_says_why() -> None:
     g = float_graph(Case("RNN"))
     _, _, refused = lower_recurrent(g, {"rnn"})
     assert refused == {"rnn": "RNN is not an LSTM or GRU"}
+
+
+def test_run_time_weights_stay_fused() -> None:
+    """A bias (or weight) the model computes is no constant to stack: the layer stays fused."""
+    g = float_graph(Case("GRU"))
+    b = g.tensors["rb1"]
+    b.data = None
+    g.inputs.append("rb1")
+    low, origin, refused = lower_recurrent(g, {"rnn"})
+    assert refused == {"rnn": "weights or biases computed at run time"} and not origin
+    assert [n.op for n in low.nodes] == ["GRU"]

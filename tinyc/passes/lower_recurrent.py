@@ -74,11 +74,13 @@ def why_not(g: Graph, node: Node) -> str | None:
         return f"activations {list(op.activation_names(node))}"
     if node.op == "LSTM" and any(g.inp(node, s) is not None for s in (PI, PW)):
         return "peepholes or a projection"
-    slots = (RI, *range(WI, RI)) if node.op == "LSTM" else tuple(range(GWZ, GRZ + 3))
-    for s in slots:
-        w = g.inp(node, s)
-        if w is None or not w.is_const:
-            return "weights computed at run time"
+    n = len(op.gates)
+    for s in (*range(op.w_slot, op.w_slot + n), *range(op.r_slot, op.r_slot + n)):
+        if g.inp(node, s) is None:
+            return "a gate without weights"
+    for s, name in enumerate(node.inputs):  # weights and biases: constants
+        if s != X and s not in op.state_slots and name and not g.tensors[name].is_const:
+            return "weights or biases computed at run time"
     for s in op.state_slots:
         t = g.inp(node, s)
         if (
@@ -151,9 +153,7 @@ def _bias(g: Graph, node: Node, slots: list[int], rows: int) -> np.ndarray:
     out = np.zeros(rows)
     for s in slots:
         t = g.inp(node, s)
-        if t is not None:
-            if not t.is_const:
-                raise ValueError("bias computed at run time")
+        if t is not None:  # (constant: why_not)
             out = out + _const(g, t.name)
     return out
 
@@ -246,7 +246,7 @@ def lower(g: Graph, node: Node) -> tuple[list[Node], dict[str, str]]:
             h = b.binary("ADD", f"t{t}/h", n, zd)
             hs.append(h)
         finals = [h]
-    _outputs(b, node, d, hs, steps, finals, time_major)
+    _outputs(b, node, hs, steps, finals, time_major)
     for slot, value in zip(op.state_slots, finals, strict=True):
         t = g.inp(node, slot)
         if t is not None and t.variable:  # streaming: the final state outlives the call
@@ -255,7 +255,7 @@ def lower(g: Graph, node: Node) -> tuple[list[Node], dict[str, str]]:
     return b.nodes, b.side
 
 
-def _outputs(b: _Builder, node: Node, d, hs: list[str], steps: list[int], finals: list[str],
+def _outputs(b: _Builder, node: Node, hs: list[str], steps: list[int], finals: list[str],
              time_major: bool) -> None:  # fmt: skip
     """The sequence output (PACK in time order) and the final states, under the layer's
     own output names (reshaped where the layer's state outputs have another shape)."""

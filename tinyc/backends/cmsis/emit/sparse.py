@@ -290,7 +290,7 @@ def summary_note(g: Graph, target: str) -> str | None:
     )
 
 
-def sparse_weight_bytes(node: Node, g: Graph, target: str = "dsp") -> int:
+def sparse_weight_bytes(node: Node, g: Graph, target: str) -> int:
     """Bytes of the layer's weights in the encoding its sparse kernel on ``target`` reads."""
     w2d = _w2d(node, g)
     assert w2d is not None
