@@ -85,6 +85,7 @@ from tinyc.estimate.csource import SCALAR_BYTES, const_bytes, read_model_c  # no
 from tinyc.estimate.features import (  # noqa: E402
     ALIASES,
     KERNELS,
+    RNN_GROUPED,
     Target,
     main_kernels,
     node_features,
@@ -575,6 +576,9 @@ class Family:
     layers: int  # layers measured per core
     per_graph: int  # layers per build
     keep: bool = False  # keep the layers for the next core (slow to make: quantized here)
+    #: a kernel costed inside another's layers (a borrowed part of their features): fitted
+    #: alone, on what the layers' other coefficients leave of the measured instructions
+    residual: str | None = None
 
 
 FAMILIES = [
@@ -612,6 +616,8 @@ CHECKS = [Family("conv_dw", gen_conv_dw, 24, 6), Family("conv_chain", gen_conv_c
 # families' random weights keep their dense kernels). Refit with
 #     python bench/estimate_calibrate.py --families sparse_fc,sparse_conv,sparse_fc_grouped \
 #         --merge --no-boards
+# (sparse_rnn_grouped: the grouped gate loops of recurrent layers, fitted on what the
+# recurrent kernels' own fit leaves, so after lstm,gru,rnn)
 
 
 def _sparsify(g: Graph, rng) -> Graph:
@@ -651,11 +657,23 @@ def gen_sparse_fc_grouped(rng, seed: int) -> Graph:
     return g
 
 
+def gen_sparse_rnn_grouped(rng, seed: int) -> Graph:
+    """An LSTM / GRU / RNN layer (gen_recurrent) whose gate matrices lost 30-97 % of their
+    (four units, column) blocks (--prune-block 4): the grouped gate loops of tinyc_rnn.h."""
+    import rnn_graphs as RG
+
+    g = gen_recurrent(rng, seed, str(rng.choice(["LSTM", "GRU", "RNN"])))
+    RG.prune_gates(g, float(rng.uniform(0.3, 0.97)), rng, 4)
+    g.name = f"sprnn_{seed}"
+    return g
+
+
 os.environ.setdefault("TINYC_SPARSE", "on")
 SPARSE_FAMILIES = [
     Family("sparse_fc", gen_sparse_fc, 60, 12),
     Family("sparse_conv", gen_sparse_conv, 48, 8),
     Family("sparse_fc_grouped", gen_sparse_fc_grouped, 40, 8),
+    Family("sparse_rnn_grouped", gen_sparse_rnn_grouped, 40, 8, residual=RNN_GROUPED),
 ]
 FAMILIES += SPARSE_FAMILIES
 # ---- end of the sparse kernels' block ------------------------------------------------------
@@ -1174,6 +1192,35 @@ def fit(
     return {k: round(float(v), 6) for k, v in zip(names, coef, strict=True) if v > 0}, stats
 
 
+def fit_residual(samples: list[tuple[str, str, Any, float]], kernels: dict[str, Any]
+                 ) -> dict[str, Any]:  # fmt: skip
+    """Fits of the kernels measured only as a part of other kernels' layers (Family.residual):
+    each sample's other features costed with ``kernels``' coefficients, the part's own
+    features fitted on the rest."""
+    by: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+
+    def coef(name: str) -> dict[str, float]:
+        if name not in kernels:
+            raise RuntimeError(f"{name} is not calibrated (measure its family first)")
+        return kernels[name]["instructions"]
+
+    for layer_kernel, part, f, y in samples:
+        base = sum(coef(layer_kernel).get(k, 0.0) * v for k, v in f.insn.items())
+        for other, feats in f.borrowed.items():
+            if other != part:
+                base += sum(coef(other).get(k, 0.0) * v for k, v in feats.items())
+        rows, ys, bases = by[part]
+        rows.append(f.borrowed[part])
+        ys.append(y)
+        bases.append(base)
+    out: dict[str, Any] = {}
+    for part, (rows, ys, bases) in by.items():
+        ic, stats = fit(rows, ys, relative=True, base=bases)
+        out[part] = {"instructions": ic, "code": {}, "frame": {}, "frame_max": 0,
+                     "callee_stack": 0, "units": [], "fit": {"instructions": stats}}  # fmt: skip
+    return out
+
+
 def crossval(rows: list[dict[str, float]], y: list[float], relative: bool, folds: int = 5) -> float:
     """Median absolute relative error of held-out layers (k-fold): how the model generalizes."""
     if len(y) < 2 * folds:
@@ -1441,6 +1488,7 @@ def calibrate_core(
     struct_sizes: dict[str, int] = {}
     folded: set[str] = set()
     rodata_err: list[float] = []
+    residual: list[tuple[str, str, Any, float]] = []  # (layer's kernel, part, features, y)
     descriptor = 0
     for fam in FAMILIES:
         t0 = time.time()
@@ -1458,6 +1506,11 @@ def calibrate_core(
                 kernels_here.add(key)
                 args = src.call_args(i, kernel)
                 f = node_features(kernel, gen.graph.nodes[i], gen.graph, count, target, args)
+                if fam.residual is not None:
+                    if fam.residual in f.borrowed:
+                        residual.append((key, fam.residual, f, m["instructions"]))
+                        n_layers += 1
+                    continue
                 insn_rows[key].append(f.insn)
                 insn_y[key].append(m["instructions"])
                 code_rows[key].append({"fn": 1.0, **f.code})
@@ -1508,6 +1561,8 @@ def calibrate_core(
             "units": sorted(kernel_units[k]),
             "fit": {"instructions": istats, "code": cstats, "frame": fstats},
         }
+    old = merge_into["kernels"] if merge_into else {}
+    fitted.update(fit_residual(residual, {**old, **fitted}))
     calls = np.array([p[0] for p in invoke_pts], dtype=float)
     text = np.array([p[1] for p in invoke_pts], dtype=float)
     slope, icept = (

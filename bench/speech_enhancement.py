@@ -417,6 +417,12 @@ def cpi(board: str) -> tuple[float, float]:
     return float(data["cores"][b.core]["cpi"]), float(b.clock_hz)
 
 
+def pruned_label(args: argparse.Namespace) -> str:
+    """How the pruned rows are named: the --prune spec, and its blocks if any."""
+    blocks = f" blocks {args.prune_block}" if args.prune_block > 1 else ""
+    return f"pruned {args.prune}{blocks}"
+
+
 def main() -> None:  # noqa: C901, PLR0915 - one linear script
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--retrain", action="store_true", help="train again (else the cached nets)")
@@ -426,6 +432,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     ap.add_argument("--eval", type=int, default=12, help="held-out mixtures")
     ap.add_argument("--skip-loss", type=float, default=0.5, help="dB allowed to skipping")
     ap.add_argument("--prune", default="0.9")
+    ap.add_argument("--prune-block", type=int, default=1, help="--prune-block of the pruned rows")
     ap.add_argument("--frames", type=int, default=10, help="frames per QEMU run")
     ap.add_argument(
         "--rows", default="int8,pruned,skip,learned,learned-pruned,kron-post,kron-trained"
@@ -500,10 +507,11 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     if "int8" in want:
         r_int8, _ = stream_row("int8", CompileOptions(board=board, stream=True, calibration=cal))
         rows.append(r_int8)
-    prune = PruneOptions.parse(args.prune)
+    prune = PruneOptions.parse(args.prune, None, args.prune_block)
+    pruned = pruned_label(args)
     if want & {"pruned", "skip"}:
         r_pr, g_pr = stream_row(
-            f"pruned {args.prune} + int8",
+            f"{pruned} + int8",
             CompileOptions(board=board, stream=True, calibration=cal, prune=prune),
         )
         rows.append(r_pr)
@@ -514,7 +522,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         chosen = choose_threshold(g_pr, corpus, rng, pool, args.skip_loss)
     if chosen > 0:
         try:  # the pruned int8 step graph with its gate, compiled as it is
-            name = f"pruned {args.prune} + int8 + skip T={chosen:.3g}"
+            name = f"{pruned} + int8 + skip T={chosen:.3g}"
             r_skip, _ = stream_row(name, CompileOptions(board=board), add_skip_gates(g_pr, chosen))
             rows.append(r_skip)
         except Exception as e:  # noqa: BLE001
@@ -633,7 +641,7 @@ def learned_rows(
                 name = f"learned {w} + int8"
                 opts = CompileOptions(board=board, stream=True, calibration=cal)
             else:
-                name = f"learned {w} + pruned {args.prune} + int8"
+                name = f"learned {w} + {pruned_label(args)} + int8"
                 opts = CompileOptions(board=board, stream=True, calibration=cal, prune=prune)
             row = stream_row(name, opts, g_seq)[0]
             row.note = f"{row.note} (layer 1 / 2); {float_note}; {info['steps']} fine-tune steps"

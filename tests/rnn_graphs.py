@@ -134,3 +134,22 @@ CASES = [
     Case("RNN", attrs={"activations": ("Relu",)}, hidden=10, seed=10),
     Case("RNN", attrs={"activations": ("Sigmoid",)}, batch=2, state_input=True, seed=11),
 ]
+
+
+def prune_gates(g: Graph, sparsity: float, rng: np.random.Generator, block: int = 1) -> Graph:
+    """Zero a random ``sparsity`` of every int8 gate matrix (input and recurrent side) of
+    the graph's first node, in place: single weights, or with ``block`` > 1 whole (``block``
+    units, column) blocks as ``--prune-block`` leaves them (a kept weight that is zero
+    becomes 1, so that a block is zero exactly when it was pruned)."""
+    node = g.nodes[0]
+    op = get_op(node.op)
+    for first in (op.w_slot, op.r_slot):
+        for k in range(len(op.gates)):
+            w = g.inp(node, first + k)
+            assert w is not None and w.data is not None and w.dtype == "int8"
+            rows, cols = w.data.shape
+            keep = rng.random((-(-rows // block), cols)) >= sparsity
+            keep = np.repeat(keep, block, axis=0)[:rows]
+            kept = np.where(w.data == 0, 1, w.data) if block > 1 else w.data
+            w.data = np.where(keep, kept, 0).astype(np.int8)
+    return g

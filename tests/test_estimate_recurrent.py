@@ -170,7 +170,7 @@ def test_every_core_calibrates_the_recurrent_kernels():
         assert cal["fit"]["instructions"]["samples"] >= 60, name
         assert cal["fit"]["instructions"]["median_abs_rel_err"] < 0.03, name
         sizes = core["struct_sizeof"]
-        assert sizes["tinyc_gate_mat_t"] == 40 and sizes["tinyc_lstm_t"] > 2 * 40, name
+        assert sizes["tinyc_gate_mat_t"] == 44 and sizes["tinyc_lstm_t"] > 2 * 44, name
         # the parameter blocks are folded into the inlined kernels: no flash of their own
         assert core["struct_bytes"]["tinyc_lstm_t"] == 0, name
     for kernel in RECURRENT:

@@ -301,6 +301,30 @@ def test_prune_block_shares_columns_in_fc_layers(ad01, method):
         assert _out_sqnr(g, r.graph, ev) > _out_sqnr(g, unstructured.graph, ev) - 3
 
 
+@pytest.mark.parametrize("method", ["magnitude", "reconstruction"])
+def test_prune_block_shares_columns_in_gate_matrices(method):
+    """--prune-block 4 on an LSTM: every gate matrix loses whole (four units, column)
+    blocks; on M7 the recurrent side takes the grouped gate loops (the input side may keep
+    the per-row ones, whose decode serves three steps at once)."""
+    from tinyc.backends.cmsis.emit import sparse
+    from tinyc.passes.quantize import quantize
+
+    g = load_model(model_path(FLOAT_TFLITE["trained_lstm"]))
+    rng = np.random.default_rng(4)
+    xs = rng.standard_normal((24, *g.tensors[g.inputs[0]].shape[1:])).astype(np.float32)
+    cal = [[to_internal(g, g.inputs[0], x[None])] for x in xs]
+    r = prune(g, PruneOptions.parse("*=0.8", method, 4), cal, method=method)
+    rec = [u for u in weight_units(r.graph) if u.kind in ("rec_x", "rec_h")]
+    assert len(rec) == 8
+    for u in rec:
+        w = r.graph.tensors[u.tensor].data
+        assert np.mean(w == 0) >= 0.8 and _in_blocks(w, 4) > 0.99, u.label
+    q, _ = quantize(r.graph, cal)
+    lstm = next(n for n in q.nodes if n.op == "LSTM")
+    xside, hside = sparse.use_sparse_gates(lstm, q, "dsp")
+    assert xside in (sparse.ROW, sparse.GROUPED) and hside == sparse.GROUPED
+
+
 def test_prune_block_bad_value_is_one_error_line(capsys):
     from tinyc.cli import main
 

@@ -6,6 +6,7 @@ within 10 % of the measured instructions of sparse layers."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -242,50 +243,64 @@ def test_estimate_within_ten_percent(core: str, tmp_path: Path, monkeypatch) -> 
 def pruned_rnn(case, sparsity: float, seed: int = 0) -> Graph:
     """An int8 recurrent layer (tests/rnn_graphs.py) with a random ``sparsity`` of every gate
     weight zeroed (input and recurrent side)."""
-    from rnn_graphs import int8_graph
+    from rnn_graphs import int8_graph, prune_gates
 
-    from tinyc.ir.ops import get_op
-
-    g = int8_graph(case)
-    node = g.nodes[0]
-    op = get_op(node.op)
-    rng = np.random.default_rng(seed)
-    for first in (op.w_slot, op.r_slot):
-        for k in range(len(op.gates)):
-            w = g.inp(node, first + k)
-            assert w is not None and w.data is not None and w.dtype == "int8"
-            w.data = np.where(rng.random(w.data.shape) >= sparsity, w.data, 0).astype(np.int8)
-    return g
+    return prune_gates(int8_graph(case), sparsity, np.random.default_rng(seed))
 
 
-def rnn_cases() -> list[tuple[str, Graph]]:
+def block_pruned_rnn(case, sparsity: float, seed: int = 0) -> Graph:
+    """An int8 recurrent layer whose gate matrices lost a random ``sparsity`` of their
+    (four units, column) blocks (--prune-block 4): the grouped encoding's pattern."""
+    from rnn_graphs import int8_graph, prune_gates
+
+    return prune_gates(int8_graph(case), sparsity, np.random.default_rng(seed), sparse.GROUP)
+
+
+def rnn_cases(grouped: bool = False) -> list[tuple[str, Graph]]:
+    """Pruned LSTM / GRU / RNN layers: scattered zeros, or (``grouped``) zeros in blocks of
+    four units (other seeds)."""
     from rnn_graphs import Case
 
-    clip = Case("LSTM", batch=2, time=4, input=300, hidden=6, attrs={"cell_clip": 1.0}, seed=6)
-    lbr = Case("GRU", time=5, input=12, hidden=7, reverse=True, seed=8)
+    make = block_pruned_rnn if grouped else pruned_rnn
+    s0 = 10 if grouped else 0
+    clip = Case("LSTM", batch=2, time=4, input=300, hidden=6, attrs={"cell_clip": 1.0}, seed=s0 + 6)
+    lbr = Case("GRU", time=5, input=12, hidden=7, reverse=True, seed=s0 + 8)
     lbr.attrs["linear_before_reset"] = True
     return [
-        ("lstm", pruned_rnn(Case("LSTM", time=7, input=10, hidden=9, seed=5), 0.8, 1)),
-        ("lstm_clip_k300", pruned_rnn(clip, 0.9, 2)),
-        ("gru", pruned_rnn(Case("GRU", time=6, input=5, hidden=8, seed=7), 0.8, 3)),
-        ("gru_lbr", pruned_rnn(lbr, 0.85, 4)),
-        ("rnn", pruned_rnn(Case("RNN", time=6, input=9, hidden=11, seed=9), 0.8, 5)),
+        ("lstm", make(Case("LSTM", time=7, input=10, hidden=9, seed=s0 + 5), 0.8, 1)),
+        ("lstm_clip_k300", make(clip, 0.9, 2)),
+        ("gru", make(Case("GRU", time=6, input=5, hidden=8, seed=s0 + 7), 0.8, 3)),
+        ("gru_lbr", make(lbr, 0.85, 4)),
+        ("rnn", make(Case("RNN", time=6, input=9, hidden=11, seed=s0 + 9), 0.8, 5)),
     ]
 
 
+GROUPED_RNN_CASES = rnn_cases(grouped=True)
 RNN_CASES = rnn_cases()
 
 
+#: (encoding both gate matrices take under TINYC_SPARSE=on, name, graph)
+HOST_RNN_CASES = [(sparse.ROW, n, g) for n, g in RNN_CASES] + [
+    (sparse.GROUPED, n, g) for n, g in GROUPED_RNN_CASES
+]
+
+
 @pytest.mark.parametrize("target", ["dsp", "mve", "plain"])
-@pytest.mark.parametrize("name, g", RNN_CASES, ids=[n for n, _ in RNN_CASES])
+@pytest.mark.parametrize(
+    "kind, name, g", HOST_RNN_CASES, ids=[f"{k}-{n}" for k, n, _ in HOST_RNN_CASES]
+)
 def test_recurrent_on_host_bit_exact(
-    name: str, g: Graph, target: str, tmp_path: Path, forced
+    kind: str, name: str, g: Graph, target: str, tmp_path: Path, forced
 ) -> None:
-    """Pruned LSTM / GRU / RNN gate matrices through the sparse loops: the same bytes as the
-    reference interpreter (every target's kernels, input side in blocks and alone)."""
+    """Pruned LSTM / GRU / RNN gate matrices through the sparse loops, per row (scattered
+    zeros) or grouped (zeros in blocks of four units: tinyc_rnn_spggates; GRU: its third
+    gate alone, from row 2 * n4): the same bytes as the reference interpreter (every
+    target's kernels, input side in blocks and alone)."""
+    assert sparse.use_sparse_gates(g.nodes[0], g, target) == (kind, kind)
     gen = generate_model(g, g.name, target)
     src = gen.files["model/model.c"]
-    assert "wc_" in src and "so_" in src  # both matrices encoded sparse
+    group = sparse.GROUP if kind == sparse.GROUPED else 0
+    assert len(re.findall(rf"so_\w+, {group}}}", src)) == 2  # both matrices so encoded
     exe = build_host(gen, tmp_path)
     for seed in range(2):
         case = random_inputs(g, seed)
@@ -316,13 +331,29 @@ def test_recurrent_dense_below_break_even(monkeypatch) -> None:
     monkeypatch.setenv("TINYC_SPARSE", "auto")
     case = Case("LSTM", time=12, input=32, hidden=24, seed=11)
     light, heavy = pruned_rnn(case, 0.3, 1), pruned_rnn(case, 0.95, 1)
-    assert sparse.use_sparse_gates(light.nodes[0], light, "dsp") == (False, False)
+    assert sparse.use_sparse_gates(light.nodes[0], light, "dsp") == (None, None)
     assert "so_" not in generate_model(light, "m", "dsp").files["model/model.c"]
-    dense = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (False, False))
-    both = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (True, True))
+    dense = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (None, None))
+    both = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", (sparse.ROW, sparse.ROW))
     assert dense is not None and both is not None and both < dense
-    assert sparse.use_sparse_gates(heavy.nodes[0], heavy, "dsp") == (True, True)
+    # each side takes the cheaper of the two encodings (95 % scattered zeros: a group of
+    # four rows still shares few columns, so the grouped one may win)
+    chosen = sparse.use_sparse_gates(heavy.nodes[0], heavy, "dsp")
+    for side in (0, 1):
+        costs = {}
+        for kind in (sparse.ROW, sparse.GROUPED):
+            sides = (kind, None) if side == 0 else (None, kind)
+            costs[kind] = sparse.recurrent_costs(heavy.nodes[0], heavy, "dsp", sides)
+        assert chosen[side] == min(costs, key=lambda k: costs[k])
     assert "so_" in generate_model(heavy, "m", "dsp").files["model/model.c"]
+    # zeros in blocks of four units: on the recurrent side the grouped loops, cheaper than
+    # the per-row ones (the input side's per-row decode serves three steps: either may win)
+    blocks = block_pruned_rnn(case, 0.8, 1)
+    node = blocks.nodes[0]
+    grouped = sparse.recurrent_costs(node, blocks, "dsp", (None, sparse.GROUPED))
+    per_row = sparse.recurrent_costs(node, blocks, "dsp", (None, sparse.ROW))
+    assert grouped is not None and per_row is not None and grouped < per_row
+    assert sparse.use_sparse_gates(node, blocks, "dsp")[1] == sparse.GROUPED
 
 
 @needs_arm
@@ -388,3 +419,31 @@ def test_grouped_estimate_within_ten_percent(tmp_path: Path, monkeypatch) -> Non
     r = ep.run_case("0", random_inputs(ep.graph, 0))
     assert r.bit_exact
     assert est["instructions"] == pytest.approx(r.instructions, rel=0.10)
+
+
+@needs_arm
+@pytest.mark.qemu
+@pytest.mark.parametrize("core", ["M0+", "M7", "M55"])
+def test_recurrent_grouped_in_qemu(core: str, tmp_path: Path, monkeypatch) -> None:
+    """Block-pruned LSTM and GRU gate matrices through the grouped loops in QEMU: bit-exact
+    with the reference interpreter, and estimate's instructions within 10 % of QEMU's."""
+    from rnn_graphs import Case
+
+    from tinyc.estimate import estimate_model
+    from tinyc.runner import EmulatedProject
+
+    monkeypatch.setenv("TINYC_SPARSE", "on")
+    cases = [
+        ("lstm", block_pruned_rnn(Case("LSTM", time=16, input=40, hidden=32, seed=21), 0.8, 1)),
+        ("gru", block_pruned_rnn(Case("GRU", time=16, input=40, hidden=36, seed=22), 0.85, 2)),
+    ]
+    for name, g in cases:
+        est = estimate_model(g, BOARDS[core]).to_json()
+        project = tmp_path / name
+        compile_model(g, CompileOptions(board=BOARDS[core]), project, log=lambda m: None)
+        src = (project / "model" / "model.c").read_text()
+        assert len(re.findall(rf"so_\w+, {sparse.GROUP}}}", src)) == 2, name  # both grouped
+        ep = EmulatedProject.build(project)
+        r = ep.run_case("0", random_inputs(ep.graph, 0))
+        assert r.bit_exact, f"{name} on {core}: {r.mismatches} values differ"
+        assert est["instructions"] == pytest.approx(r.instructions, rel=0.10), name

@@ -232,9 +232,10 @@ _PRUNE_OPTIONS = [
     click.option(
         "--prune-block",
         type=click.Choice(["1", "2", "4", "8"]),
-        help="Prune fully-connected layers in blocks of N output channels that lose the same "
-        "input columns (default 1: unstructured). 4 matches the C backend's grouped sparse "
-        "kernel: about 2x fewer instructions per weight kept than unstructured zeros.",
+        help="Prune fully-connected layers in blocks of N output channels (recurrent gate "
+        "matrices: N units of a gate) that lose the same input columns (default 1: "
+        "unstructured). 4 matches the C backend's grouped sparse kernels: about 2x fewer "
+        "instructions per weight kept than unstructured zeros.",
     ),
     click.option(
         "--kronecker",

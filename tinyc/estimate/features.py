@@ -835,39 +835,70 @@ def _rnn_xblocks(f: Features, t: Target, lay: str, k: int, gate_rows: int,
 _RNN_KNOWN_BLOCKS = 4
 
 
+#: the grouped sparse gate loops of the recurrent kernels, costed as a kernel of their own
+RNN_GROUPED = "tinyc_rnn_spggates"
+
+
 def _rnn_sparse(f: Features, t: Target, w2d: np.ndarray, first: int, rows: int,
-                count: float, nrows: int = 1) -> None:  # fmt: skip
+                count: float, nrows: int = 1, grouped: bool = False, add: bool = False,
+                shifts: list[int] | None = None) -> None:  # fmt: skip
     """tinyc_rnn_spgates / tinyc_rnn_spxblock over rows [first, first + rows) of a stacked
     sparse gate matrix, ``count`` times, ``nrows`` steps per decode (three: the DSP input
-    side's blocks): costed with tinyc_spfc_s8's coefficients (a channel's overhead and
-    requantization per row; per nonzero its one-row loops, or its multi-row loop)."""
-    from tinyc.backends.cmsis.emit.sparse import encode
+    side's blocks). Per row: costed with tinyc_spfc_s8's coefficients (a channel's overhead
+    and requantization per row; per nonzero its one-row loops, or its multi-row loop).
+    ``grouped`` (tinyc_rnn_spggates, one step per decode; ``add``: onto what the output
+    holds; ``shifts``: the gates' requantization shifts, a left shift takes TFLite's general
+    multiply, and on Helium the scalar path): features of their own (RNN_GROUPED,
+    calibrated on what the layer's other features leave, bench/estimate_calibrate.py's
+    family sparse_rnn_grouped)."""
+    from tinyc.backends.cmsis.emit.sparse import GROUP, encode, encode_grouped
 
+    if grouped:
+        per = encode_grouped(w2d[first : first + rows]).per_seg
+        bg = f.borrowed.setdefault(RNN_GROUPED, {})
+
+        def addg(name: str, v: float) -> None:
+            if v:
+                bg[name] = bg.get(name, 0.0) + float(v)
+
+        groups = count * (rows // GROUP)
+        addg("spgr_groups", groups)
+        addg("spgr_add_groups", groups * int(add))
+        general = sum(1 for s in shifts or [] if s >= 0)
+        addg("spgr_general_groups", count * general * (rows // GROUP) / max(1, len(shifts or [1])))
+        addg("spgr_seg", count * per.size)
+        if t.dsp and not t.quads:  # tinyc_spg_dot: two columns at a time, then the odd one
+            addg("spgr_pairs", count * int((per // 2).sum()))
+            addg("spgr_odd", count * int((per % 2).sum()))
+        else:
+            addg("spgr_cols", count * int(per.sum()))
+        f.weight_reads += count * (per.size + int(per.sum()) * (1 + GROUP) + 4 * rows)
+        return
     per = encode(w2d[first : first + rows]).per_seg
     b = f.borrowed.setdefault("tinyc_spfc_s8", {})
 
-    def add(name: str, v: float) -> None:
+    def add1(name: str, v: float) -> None:
         if v:
             b[name] = b.get(name, 0.0) + float(v)
 
-    add("sp_ch", count * rows * nrows)
-    add("sp_seg", count * per.size)
+    add1("sp_ch", count * rows * nrows)
+    add1("sp_seg", count * per.size)
     if nrows > 1:
-        add("spm_nnz", count * int(per.sum()) * nrows / 4)
+        add1("spm_nnz", count * int(per.sum()) * nrows / 4)
         return
     if t.quads:
-        add("sp_vec", count * int((-(-per // 16)).sum()))
+        add1("sp_vec", count * int((-(-per // 16)).sum()))
     elif t.dsp:  # tinyc_sp_dotp: eight, then four at a time, then the n % 4 last ones
-        add("sp1_eight", count * int((per // 8).sum()))
-        add("sp1_four", count * int((per % 8 // 4).sum()))
-        add("sp1_tail", count * int((per % 4).sum()))
+        add1("sp1_eight", count * int((per // 8).sum()))
+        add1("sp1_four", count * int((per % 8 // 4).sum()))
+        add1("sp1_tail", count * int((per % 4).sum()))
     else:
-        add("sp1_two", count * int((per // 2).sum()))
-        add("sp1_tail", count * int((per % 2).sum()))
+        add1("sp1_two", count * int((per // 2).sum()))
+        add1("sp1_tail", count * int((per % 2).sum()))
 
 
 def recurrent(node: Node, g: Graph, calls: int, t: Target,
-              sides: tuple[bool, bool] | None = None) -> Features:  # fmt: skip
+              sides: tuple[str | None, str | None] | None = None) -> Features:  # fmt: skip
     """tinyc_lstm_s8 / tinyc_gru_s8 / tinyc_rnn_s8 (tinyc_rnn.h) and the node function
     around it: per batch, the steps in blocks (the input side of a block in one matrix
     pass), per step the recurrent side over every gate row and the element-wise cell
@@ -882,8 +913,8 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target,
     from tinyc.ir.ops import get_op
 
     f = Features()
-    # sparse gate matrices (``sides``: input side, recurrent side; default: the backend's
-    # choice on this kernel variant)
+    # sparse gate matrices (``sides``: how the input side and the recurrent side are stored,
+    # None dense, "row" or "grouped"; default: the backend's choice on this kernel variant)
     xsp, hsp = sides if sides is not None else sparse.use_sparse_gates(node, g, t.kernels)
     op = get_op(node.op)
     d = op.dims(node, g)
@@ -905,16 +936,20 @@ def recurrent(node: Node, g: Graph, calls: int, t: Target,
     if xsp:
         wx = stacked([gt.w for gt in gates])
         f.add(f.insn, "xblocks", len(nbs))
-        three = sum(1 for nb in nbs if nb >= 3)
-        _rnn_sparse(f, t, wx, 0, wx.shape[0], three, 3)
-        _rnn_sparse(f, t, wx, 0, wx.shape[0], sum(nb for nb in nbs if nb < 3))
+        if xsp == sparse.GROUPED:
+            _rnn_sparse(f, t, wx, 0, wx.shape[0], steps, grouped=True, shifts=xs)
+        else:
+            three = sum(1 for nb in nbs if nb >= 3)
+            _rnn_sparse(f, t, wx, 0, wx.shape[0], three, 3)
+            _rnn_sparse(f, t, wx, 0, wx.shape[0], sum(nb for nb in nbs if nb < 3))
     else:
         _rnn_xblocks(f, t, lay, d.input, n4, xs, nbs, (multi_code, single_code))
     wh = stacked([gt.r for gt in gates]) if hsp else None
 
     def hgates(first: int, shifts: list[int], add: bool, row: bool = False) -> None:
         if wh is not None:
-            _rnn_sparse(f, t, wh, first * n4, len(shifts) * n4, steps)
+            _rnn_sparse(f, t, wh, first * n4, len(shifts) * n4, steps,
+                        grouped=hsp == sparse.GROUPED, add=add, shifts=shifts)  # fmt: skip
             return
         if row:
             _rnn_row(f, t, lay, n, steps, True)

@@ -58,7 +58,7 @@ class Unit:
     kind: str
     tensor: str
     groups: int = 1
-    block: int = 1  # rows (output channels) pruned together: --prune-block, FC layers only
+    block: int = 1  # rows pruned together (--prune-block): FC output channels, gate units
 
     @property
     def label(self) -> str:
@@ -170,8 +170,9 @@ def parse_spec(text: str) -> PruneSpec:
     return PruneSpec(text, rules=rules)
 
 
-#: --prune-block values: output channels of a fully-connected layer that lose the same
-#: columns (4: the grouped sparse encoding of the C backend, tinyc_spfcg_s8)
+#: --prune-block values: output channels of a fully-connected layer (units of a recurrent
+#: gate matrix) that lose the same columns (4: the grouped sparse encodings of the C
+#: backend, tinyc_spfcg_s8 and the recurrent kernels' tinyc_rnn_spggates)
 BLOCKS = (1, 2, 4, 8)
 
 
@@ -179,7 +180,7 @@ BLOCKS = (1, 2, 4, 8)
 class PruneOptions:
     spec: PruneSpec
     method: str = "auto"  # auto (reconstruction with data, else magnitude) or one of METHODS
-    block: int = 1  # 1: unstructured; N: blocks of N output channels of FC layers
+    block: int = 1  # 1: unstructured; N: blocks of N rows of FC and gate matrices
 
     @classmethod
     def parse(cls, spec: str, method: str | None = None, block: int | None = None
@@ -331,7 +332,7 @@ def prune(
     if not units:
         raise TinycError(f"--prune: model {g.name!r} has no conv, FC or recurrent weights to prune")
     for u in units:
-        if u.kind == "fc":
+        if u.kind in ("fc", "rec_x", "rec_h"):
             u.block = opts.block
     sizes = {u.tensor: g.tensors[u.tensor].size for u in units}
     spec = opts.spec

@@ -71,8 +71,8 @@ def lowest_mask(score3: np.ndarray, count: int, block: int = 1) -> np.ndarray:
 
 def magnitude_prune(w: np.ndarray, count: int, block: int = 1) -> np.ndarray:
     """``w`` with its ``count`` smallest-magnitude entries set to zero (exactly ``count``
-    zeros, or the zeros it already had when there were more); with ``block`` > 1 (a
-    fully-connected matrix, rows = output channels), in blocks of that many rows."""
+    zeros, or the zeros it already had when there were more); with ``block`` > 1 (rows =
+    output channels or units), in blocks of that many rows."""
     out = w.copy()
     if count <= 0:
         return out

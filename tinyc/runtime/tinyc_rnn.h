@@ -30,13 +30,16 @@ typedef struct {
   const int32_t *shift;
   int32_t k;
   int32_t gate_rows; /* rows per gate: the hidden size rounded up to a multiple of 4 */
-  /* Sparse weights (tinyc_sparse.h's encoding, one row per gate row; w is 0 and the bias
-   * is the plain folded one): chosen per matrix by the backend's cost model. sp_off: where
-   * each gate's first row starts in sp_idx / sp_val. */
+  /* Sparse weights (tinyc_sparse.h's encodings; w is 0 and the bias is the plain folded
+   * one): chosen per matrix by the backend's cost model. sp_group 0: per row (one row per
+   * gate row); TINYC_SP_GROUP: grouped, four gate rows sharing their columns (a gate's
+   * rows are a multiple of four, so groups never straddle gates). sp_off: where each
+   * gate's first row (group) starts in sp_idx (sp_val: times the group size). */
   const uint8_t *sp_cnt;
   const uint8_t *sp_idx;
   const int8_t *sp_val;
   const int32_t *sp_off;
+  int32_t sp_group;
 } tinyc_gate_mat_t;
 
 typedef struct {
@@ -188,6 +191,66 @@ TINYC_INLINE int32_t tinyc_rnn_rq(int32_t x, int32_t mult, int32_t shift) {
   return shift < 0 ? tinyc_rdbpot1(tinyc_mulhi(x, mult), -shift) : tinyc_mbqm(x, mult, shift);
 }
 
+/* One requantized gate value into out (saturating add when `add`). */
+TINYC_INLINE void tinyc_rnn_put(int32_t acc, int32_t gm, int32_t gs, int16_t *o, int32_t add) {
+  int32_t v = tinyc_rnn_rq(acc, gm, gs);
+  v = TINYC_SAT16(v);
+  if (add) {
+    v += *o;
+    v = TINYC_SAT16(v);
+  }
+  *o = (int16_t)v;
+}
+
+/* Four gate rows' accumulators requantized to int16 into o[0..3], added (saturating) to
+ * what o holds when `add`. Helium: four lanes at once for a right shift. Elsewhere the
+ * shift's sign is tested once for the four and every value stays in a register (a loop
+ * over the array kept them in memory: 3-4 % of a dense LSTM on M7). */
+TINYC_INLINE void tinyc_rnn_put4(const int32_t *acc, int32_t gm, int32_t gs, int16_t *o,
+                                 int32_t add) {
+#if TINYC_MVE
+  int32_t j;
+  if (gs < 0) {
+    int32x4_t v = tinyc_sat16_v(tinyc_rq_v(vldrwq_s32(acc), gm, gs));
+    if (add) v = tinyc_sat16_v(vaddq_s32(v, vldrhq_s32(o)));
+    vstrhq_s32(o, v);
+  } else {
+    for (j = 0; j < 4; ++j) tinyc_rnn_put(acc[j], gm, gs, o + j, add);
+  }
+#else
+  int32_t v0, v1, v2, v3;
+  if (gs < 0) {
+    v0 = tinyc_rdbpot1(tinyc_mulhi(acc[0], gm), -gs);
+    v1 = tinyc_rdbpot1(tinyc_mulhi(acc[1], gm), -gs);
+    v2 = tinyc_rdbpot1(tinyc_mulhi(acc[2], gm), -gs);
+    v3 = tinyc_rdbpot1(tinyc_mulhi(acc[3], gm), -gs);
+  } else {
+    v0 = tinyc_mbqm(acc[0], gm, gs);
+    v1 = tinyc_mbqm(acc[1], gm, gs);
+    v2 = tinyc_mbqm(acc[2], gm, gs);
+    v3 = tinyc_mbqm(acc[3], gm, gs);
+  }
+  v0 = TINYC_SAT16(v0);
+  v1 = TINYC_SAT16(v1);
+  v2 = TINYC_SAT16(v2);
+  v3 = TINYC_SAT16(v3);
+  if (add) {
+    v0 += o[0];
+    v1 += o[1];
+    v2 += o[2];
+    v3 += o[3];
+    v0 = TINYC_SAT16(v0);
+    v1 = TINYC_SAT16(v1);
+    v2 = TINYC_SAT16(v2);
+    v3 = TINYC_SAT16(v3);
+  }
+  o[0] = (int16_t)v0;
+  o[1] = (int16_t)v1;
+  o[2] = (int16_t)v2;
+  o[3] = (int16_t)v3;
+#endif
+}
+
 /* Steps whose input side one matrix pass computes: the DSP kernels take three rows, the
  * unsigned pair kernels two. */
 TINYC_INLINE int32_t tinyc_rnn_block(int32_t wl) {
@@ -304,43 +367,41 @@ TINYC_INLINE void tinyc_rnn_gates(int32_t wl, const tinyc_gate_mat_t *m, const v
                                   uint32_t flip_sum, int32_t first, int32_t count, int16_t *out,
                                   int32_t add) {
   const int32_t gr = m->gate_rows;
-  int32_t g0, quad, j;
+  int32_t g0, quad;
   for (g0 = first; g0 < first + count; g0 += gr) {
     const int32_t gm = m->mult[g0 / gr], gs = m->shift[g0 / gr];
     for (quad = g0 / 4; quad < (g0 + gr) / 4; ++quad) {
       int32_t acc[4];
       int16_t *o = out + 4 * quad - first;
       tinyc_rnn_mv4(wl, row, flip_sum, m->k, m->w, quad, m->bias + 4 * quad, acc);
-#if TINYC_MVE
-      if (gs < 0) {
-        int32x4_t v = tinyc_sat16_v(tinyc_rq_v(vldrwq_s32(acc), gm, gs));
-        if (add) v = tinyc_sat16_v(vaddq_s32(v, vldrhq_s32(o)));
-        vstrhq_s32(o, v);
-        continue;
-      }
-#endif
-      for (j = 0; j < 4; ++j) {
-        int32_t v = tinyc_rnn_rq(acc[j], gm, gs);
-        v = TINYC_SAT16(v);
-        if (add) {
-          v += o[j];
-          v = TINYC_SAT16(v);
-        }
-        o[j] = (int16_t)v;
-      }
+      tinyc_rnn_put4(acc, gm, gs, o, add);
     }
   }
 }
 
-/* One requantized gate value into out (saturating add when `add`). */
-TINYC_INLINE void tinyc_rnn_put(int32_t acc, int32_t gm, int32_t gs, int16_t *o, int32_t add) {
-  int32_t v = tinyc_rnn_rq(acc, gm, gs);
-  v = TINYC_SAT16(v);
-  if (add) {
-    v += *o;
-    v = TINYC_SAT16(v);
+/* tinyc_rnn_spgates over the grouped encoding: per four rows one pass over the columns
+ * they share (tinyc_spg_dot), then each row requantized as tinyc_rnn_gates does. */
+TINYC_INLINE void tinyc_rnn_spggates(const tinyc_gate_mat_t *m, const int8_t *x, int32_t first,
+                                     int32_t count, int16_t *out, int32_t add) {
+  const int32_t gr = m->gate_rows, nseg = (m->k + TINYC_SP_SEG - 1) / TINYC_SP_SEG;
+  const uint8_t *cnt = m->sp_cnt + (first / TINYC_SP_GROUP) * nseg;
+  const uint8_t *idx = m->sp_idx + m->sp_off[first / gr];
+  const int8_t *val = m->sp_val + TINYC_SP_GROUP * m->sp_off[first / gr];
+  const int32_t *bias = m->bias + first;
+  int32_t g0, r, s;
+  for (g0 = 0; g0 < count; g0 += gr) {
+    const int32_t gm = m->mult[(first + g0) / gr], gs = m->shift[(first + g0) / gr];
+#pragma GCC unroll 1
+    for (r = g0; r < g0 + gr; r += TINYC_SP_GROUP) {
+      int32_t acc[TINYC_SP_GROUP];
+      acc[0] = bias[r];
+      acc[1] = bias[r + 1];
+      acc[2] = bias[r + 2];
+      acc[3] = bias[r + 3];
+      for (s = 0; s < nseg; ++s) tinyc_spg_dot(x + s * TINYC_SP_SEG, &idx, &val, *cnt++, acc);
+      tinyc_rnn_put4(acc, gm, gs, out + r, add);
+    }
   }
-  *o = (int16_t)v;
 }
 
 /* tinyc_rnn_gates over sparse weights: rows [first, first + count) (whole gates) times the
@@ -353,6 +414,10 @@ TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, 
   const int8_t *val = m->sp_val + m->sp_off[first / gr];
   const int32_t *bias = m->bias + first;
   int32_t g0, r, s;
+  if (m->sp_group) {
+    tinyc_rnn_spggates(m, x, first, count, out, add);
+    return;
+  }
   for (g0 = 0; g0 < count; g0 += gr) {
     const int32_t gm = m->mult[(first + g0) / gr], gs = m->shift[(first + g0) / gr];
 #pragma GCC unroll 1
@@ -375,7 +440,7 @@ TINYC_INLINE void tinyc_rnn_spxblock(const tinyc_gate_mat_t *m, const int8_t *co
   const uint8_t *cnt = m->sp_cnt, *idx = m->sp_idx;
   const int8_t *val = m->sp_val;
   int32_t g0, r, s, j;
-  if (nb < 3) {
+  if (nb < 3 || m->sp_group) {
     for (j = 0; j < nb; ++j) tinyc_rnn_spgates(m, src[j], 0, rows, out + j * rows, 0);
     return;
   }

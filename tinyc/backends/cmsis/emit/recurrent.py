@@ -111,11 +111,11 @@ def _stack(
     biases: list[np.ndarray],
     rq: list[tuple[int, int]],
     zp: int,
-    sparse_w: bool = False,
+    kind: sparse.GateKind = None,
 ) -> str:
-    """One gate matrix: weights in the target layout (or without their zeros, tinyc_sparse.h's
-    encoding, when ``sparse_w``), per-row folded bias, multiplier, shift; returns the C
-    initializer of its tinyc_gate_mat_t."""
+    """One gate matrix: weights in the target layout (or without their zeros in one of
+    tinyc_sparse.h's encodings, ``kind`` ROW or GROUPED), per-row folded bias, multiplier,
+    shift; returns the C initializer of its tinyc_gate_mat_t."""
     hidden, k = mats[0].shape
     h4 = _round_up(hidden, 4)
     rows = h4 * len(mats)
@@ -126,17 +126,21 @@ def _stack(
     for gi, (m, b) in enumerate(zip(mats, biases, strict=True)):
         # sum((v - zp) * w) = sum(v * w) - zp * sum(w): the last term joins the bias
         bias[gi * h4 : gi * h4 + hidden] = b - zp * m.astype(np.int64).sum(axis=1)
-    if sparse_w:
+    if kind is not None:
         if bias.min(initial=0) < INT32[0] or bias.max(initial=0) > INT32[1]:
             raise UnsupportedError(f"{tag}: folded bias exceeds int32")
-        sw = sparse.encode(w)
-        starts = np.concatenate([[0], np.cumsum(sw.per_seg.sum(axis=1))])[::h4][: len(mats)]
-        cnt, idx, val = sparse.emit_arrays(c, tag, w)
+        grouped = kind == sparse.GROUPED
+        sw = sparse.encode_grouped(w) if grouped else sparse.encode(w)
+        per_gate = h4 // sparse.GROUP if grouped else h4  # entries of per_seg per gate
+        starts = np.concatenate([[0], np.cumsum(sw.per_seg.sum(axis=1))])[::per_gate]
+        starts = starts[: len(mats)]
+        cnt, idx, val = sparse.emit_arrays(c, tag, w, grouped)
         osym = c.const_array(f"so_{tag}", starts.astype(np.int32), "int32_t")
         bsym = c.const_array(f"b_{tag}", bias.astype(np.int32), "int32_t")
         msym = c.const_array(f"m_{tag}", mult, "int32_t")
         ssym = c.const_array(f"s_{tag}", shift, "int32_t")
-        return f"{{0, {bsym}, {msym}, {ssym}, {k}, {h4}, {cnt}, {idx}, {val}, {osym}}}"
+        group = sparse.GROUP if grouped else 0
+        return f"{{0, {bsym}, {msym}, {ssym}, {k}, {h4}, {cnt}, {idx}, {val}, {osym}, {group}}}"
     bias = layout.kernel_bias(w, bias)
     if bias.min(initial=0) < INT32[0] or bias.max(initial=0) > INT32[1]:
         raise UnsupportedError(f"{tag}: folded bias exceeds int32")

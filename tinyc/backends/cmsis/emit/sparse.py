@@ -14,6 +14,8 @@ and ~4 instructions per nonzero on ARMv7-M, whatever the pattern) and grouped
 (``tinyc_spfcg_s8``: four consecutive channels share their columns, 5 bytes and 9
 instructions per column of four weights), which pays when the zeros come in blocks of
 channels (``--prune-block 4``). The cost model picks the cheaper of the three kernels.
+Recurrent gate matrices have the same two encodings (tinyc_rnn.h's per-row and grouped gate
+loops), chosen per matrix the same way (``use_sparse_gates``).
 
 ``TINYC_SPARSE`` (environment): ``auto`` (default, the cost model), ``off`` (always dense),
 ``on`` (sparse whenever at least a quarter of the weights are zeros: calibration and
@@ -128,14 +130,22 @@ def grouped_density(w2d: np.ndarray) -> float:
     return float(encode_grouped(w2d).idx.size) / max(1, -(-w2d.shape[0] // GROUP) * w2d.shape[1])
 
 
-def _block_pruned(w2d: np.ndarray) -> bool:
+def _block_pruned(w2d: np.ndarray, live: np.ndarray | None = None) -> bool:
     """Zeros mostly in whole columns of the channel groups (the grouped encoding stores at
-    most 5 % zeros), at most FORCE_DENSITY of the slots kept (TINYC_SPARSE=on)."""
+    most 5 % zeros in ``live`` rows, default all: a stacked gate matrix's padding rows are
+    not), at most FORCE_DENSITY of the slots kept (TINYC_SPARSE=on)."""
+    out_c = w2d.shape[0]
+    live = np.ones(out_c, bool) if live is None else live
     sw = encode_grouped(w2d)
-    slots = -(-w2d.shape[0] // GROUP) * w2d.shape[1]
-    padding = (sw.per_seg.shape[0] * GROUP - w2d.shape[0]) * int(sw.per_seg[-1].sum())
-    stored_zeros = sw.val.size - np.count_nonzero(sw.val) - padding
-    return stored_zeros <= 0.05 * sw.val.size and sw.idx.size <= FORCE_DENSITY * slots
+    ng = sw.per_seg.shape[0]
+    slots = ng * w2d.shape[1]
+    # every stored column repeats its group's rows: which of its GROUP values are live rows
+    rows_live = np.zeros(ng * GROUP, bool)
+    rows_live[:out_c] = live
+    group_of = np.repeat(np.arange(ng), sw.per_seg.sum(axis=1))
+    held = rows_live.reshape(ng, GROUP)[group_of]  # [entries, GROUP]
+    stored_zeros = int(np.count_nonzero((sw.val.reshape(-1, GROUP) == 0) & held))
+    return stored_zeros <= 0.05 * held.sum() and sw.idx.size <= FORCE_DENSITY * slots
 
 
 def decode(sw: SparseWeights, out_c: int, k: int) -> np.ndarray:
@@ -334,17 +344,34 @@ def gate_matrices(node: Node, g: Graph) -> tuple[np.ndarray, np.ndarray] | None:
     return stacked([gt.w for gt in gates]), stacked([gt.r for gt in gates])
 
 
-def recurrent_costs(node: Node, g: Graph, target: str, sides: tuple[bool, bool],
+#: how a recurrent gate matrix is stored: dense, per row, or grouped (four rows per group)
+GateKind = str | None
+ROW, GROUPED = "row", "grouped"
+
+
+def _gate_rows_live(node: Node, g: Graph) -> np.ndarray:
+    """Which rows of the stacked gate matrices hold a unit (the others pad gates to 4)."""
+    from tinyc.ir.ops import get_op
+
+    op = get_op(node.op)
+    hidden = op.dims(node, g).hidden
+    h4 = -(-hidden // 4) * 4
+    return np.tile(np.arange(h4) < hidden, len(op.gates))
+
+
+def recurrent_costs(node: Node, g: Graph, target: str, sides: tuple[GateKind, GateKind],
                     core: str | None = None) -> float | None:  # fmt: skip
-    """Instructions of the recurrent layer with the given matrices sparse, by the cost model
-    (the sparse loops costed with tinyc_spfc_s8's coefficients); None if uncalibrated."""
+    """Instructions of the recurrent layer with its (input-side, recurrent-side) gate
+    matrices stored as ``sides`` say (None dense, ROW, GROUPED), by the cost model (the
+    per-row loops costed with tinyc_spfc_s8's coefficients, the grouped ones with their
+    own); None if uncalibrated."""
     from tinyc.estimate.features import recurrent
 
     cal = _calibration(core or REFERENCE_CORE[target])
     if cal is None:
         return None
-    own, sp = cal.kernel("tinyc_rnn.h"), cal.kernel("tinyc_spfc_s8")
-    if own is None or (any(sides) and sp is None):
+    own = cal.kernel("tinyc_rnn.h")
+    if own is None:
         return None
     f = recurrent(node, g, 1, cal.target, sides)
 
@@ -352,38 +379,60 @@ def recurrent_costs(node: Node, g: Graph, target: str, sides: tuple[bool, bool],
         return sum(coef.get(k, 0.0) * v for k, v in feats.items())
 
     total = dot(own["instructions"], f.insn)
-    for feats in f.borrowed.values():
-        total += dot(sp["instructions"], feats)
+    for kernel, feats in f.borrowed.items():
+        coef = cal.kernel(kernel)
+        if coef is None:
+            return None
+        total += dot(coef["instructions"], feats)
     return total
 
 
-def use_sparse_gates(node: Node, g: Graph, target: str) -> tuple[bool, bool]:
-    """Whether the backend runs a recurrent layer's (input-side, recurrent-side) gate
-    matrix through the sparse loops on ``target``: each where the cost model says the layer
-    executes fewer instructions so (TINYC_SPARSE as for the other layers)."""
+def _gate_kinds(m: np.ndarray) -> list[GateKind]:
+    """The sparse encodings worth costing for one stacked gate matrix."""
+    kinds: list[GateKind] = []
+    if np.count_nonzero(m) <= (1 - MIN_ZEROS) * m.size:
+        kinds.append(ROW)
+    if grouped_density(m) <= 1 - MIN_ZEROS:
+        kinds.append(GROUPED)
+    return kinds
+
+
+def use_sparse_gates(node: Node, g: Graph, target: str) -> tuple[GateKind, GateKind]:
+    """How the backend stores a recurrent layer's (input-side, recurrent-side) gate
+    matrices on ``target``: None (dense), ROW or GROUPED, each the one the cost model says
+    executes fewest instructions (TINYC_SPARSE as for the other layers; ``on`` takes the
+    grouped encoding for matrices whose zeros are whole columns of their groups)."""
     mode = policy()
     mats = gate_matrices(node, g) if mode != "off" else None
     if mats is None:
-        return False, False
-    dens = [np.count_nonzero(m) / max(1, m.size) for m in mats]
+        return None, None
     if mode == "on":
-        return dens[0] <= FORCE_DENSITY, dens[1] <= FORCE_DENSITY
-    if min(dens) > 1 - MIN_ZEROS:
-        return False, False
+        forced: list[GateKind] = []
+        live = _gate_rows_live(node, g)
+        for m in mats:
+            if _block_pruned(m, live):
+                forced.append(GROUPED)
+            else:
+                forced.append(ROW if np.count_nonzero(m) <= FORCE_DENSITY * m.size else None)
+        return forced[0], forced[1]
+    options = [_gate_kinds(m) for m in mats]
+    if not any(options):
+        return None, None
     digest = hashlib.sha1(b"".join(np.ascontiguousarray(m).tobytes() for m in mats)).hexdigest()
     key = (digest, node.name, target, "rnn")
     if key not in _RNN_CHOICES:
-        dense = recurrent_costs(node, g, target, (False, False))
-        pick = [False, False]
+        dense = recurrent_costs(node, g, target, (None, None))
+        pick: list[GateKind] = [None, None]
         if dense is not None:
             for side in (0, 1):
-                if dens[side] > 1 - MIN_ZEROS:
-                    continue
-                sides = (side == 0, side == 1)
-                cost = recurrent_costs(node, g, target, sides)
-                pick[side] = cost is not None and cost < dense
+                best = dense
+                for kind in options[side]:
+                    sides = (kind, None) if side == 0 else (None, kind)
+                    cost = recurrent_costs(node, g, target, sides)
+                    if cost is not None and cost < best:
+                        pick[side], best = kind, cost
         _RNN_CHOICES[key] = (pick[0], pick[1])
     return _RNN_CHOICES[key]
 
 
-_RNN_CHOICES: dict[tuple[str, str, str, str], tuple[bool, bool]] = {}
+_RNN_CHOICES: dict[tuple[str, str, str, str], tuple[GateKind, GateKind]] = {}
