@@ -440,9 +440,14 @@ def test_recurrent_grouped_in_qemu(core: str, tmp_path: Path, monkeypatch) -> No
     for name, g in cases:
         est = estimate_model(g, BOARDS[core]).to_json()
         project = tmp_path / name
-        compile_model(g, CompileOptions(board=BOARDS[core]), project, log=lambda m: None)
+        rep = compile_model(g, CompileOptions(board=BOARDS[core]), project, log=lambda m: None)
         src = (project / "model" / "model.c").read_text()
         assert len(re.findall(rf"so_\w+, {sparse.GROUP}}}", src)) == 2, name  # both grouped
+        mats = sparse.gate_matrices(g.nodes[0], g)
+        assert mats is not None
+        nbytes = sum(sparse.encode_grouped(m).nbytes for m in mats)
+        note = f"(2 grouped gate matrices): their weights take {nbytes:,} B instead of "
+        assert any(note in n for n in rep.notes), rep.notes
         ep = EmulatedProject.build(project)
         r = ep.run_case("0", random_inputs(ep.graph, 0))
         assert r.bit_exact, f"{name} on {core}: {r.mismatches} values differ"

@@ -347,3 +347,8 @@ tinyc_mm1x4:
     FC1 tinyc_fc1_dsp_lh_t, 1, 1, 1
 
 #endif
+
+/* host builds assemble this file empty: say its stack is not executable */
+#if defined(__linux__) && defined(__ELF__)
+    .section .note.GNU-stack,"",%progbits
+#endif

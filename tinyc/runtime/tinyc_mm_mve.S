@@ -225,3 +225,8 @@ tinyc_mmq2_mve:
     .size tinyc_mmq2_mve, . - tinyc_mmq2_mve
 
 #endif
+
+/* host builds assemble this file empty: say its stack is not executable */
+#if defined(__linux__) && defined(__ELF__)
+    .section .note.GNU-stack,"",%progbits
+#endif

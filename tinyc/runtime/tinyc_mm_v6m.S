@@ -139,3 +139,8 @@ tinyc_mm1x4_v6m:
     .size tinyc_mm1x4_v6m, . - tinyc_mm1x4_v6m
 
 #endif
+
+/* host builds assemble this file empty: say its stack is not executable */
+#if defined(__linux__) && defined(__ELF__)
+    .section .note.GNU-stack,"",%progbits
+#endif

@@ -281,6 +281,18 @@ def summary_note(g: Graph, target: str) -> str | None:
     kinds: dict[str, int] = {}
     dense_b = sparse_b = 0
     for n in g.nodes:
+        if n.op in RECURRENT_KERNELS:
+            sides = use_sparse_gates(n, g, target)
+            mats = gate_matrices(n, g)
+            if mats is None or sides == (None, None):
+                continue
+            for kind, m in zip(sides, mats, strict=True):
+                if kind is not None:
+                    name = f"{kind} gate matrix"
+                    kinds[name] = kinds.get(name, 0) + 1
+                    dense_b += m.size
+                    sparse_b += (encode_grouped(m) if kind == GROUPED else encode(m)).nbytes
+            continue
         choice = sparse_choice(n, g, target) if n.op in ("FULLY_CONNECTED", "CONV_2D") else None
         if choice is None:
             continue
@@ -292,10 +304,16 @@ def summary_note(g: Graph, target: str) -> str | None:
     if not kinds:
         return None
     names = {"tinyc_spfc_s8": "per-channel FC", "tinyc_spfcg_s8": "grouped FC",
-             "tinyc_spconv_s8": "per-channel conv"}  # fmt: skip
-    parts = ", ".join(f"{c} {names[k]}" for k, c in sorted(kinds.items()))
+             "tinyc_spconv_s8": "per-channel conv", f"{ROW} gate matrix": "per-row gate matrix",
+             f"{GROUPED} gate matrix": "grouped gate matrix"}  # fmt: skip
+
+    def label(k: str, c: int) -> str:
+        plural = c > 1 and k.endswith("matrix")
+        return names[k][: -len("matrix")] + "matrices" if plural else names[k]
+
+    parts = ", ".join(f"{c} {label(k, c)}" for k, c in sorted(kinds.items()))
     return (
-        f"sparse kernels on {sum(kinds.values())} layers ({parts}): their weights take "
+        f"sparse kernels on {sum(kinds.values())} weight matrices ({parts}): their weights take "
         f"{sparse_b:,} B instead of {dense_b:,} B dense"
     )
 
