@@ -11,7 +11,10 @@ Tables:
 2. vww_96_float and pretrainedResnet at 50 / 70 % (reconstruction): top-1 agreement with
    float on held-out photo crops, instructions and flash vs dense on M4, M7, M55.
 3. Recurrent: trained_lstm (TFLite, sklearn digits as 28 rows) and a PyTorch LSTM
-   (tests/models/kws_rnn.py, random weights and inputs) at 80 %, M7 vs dense.
+   (tests/models/kws_rnn.py, random weights and inputs) at 80 %, unstructured and in blocks
+   of four units (--prune-block 4, the grouped gate loops), 90 and 97 % in blocks (what the
+   layers cost with next to no weights), M7 vs dense. (The trained PyTorch LSTM of the case
+   study: bench/speech_enhancement.py --prune 0.8 --prune-block 4.)
 4. The digits CNN pruned in PyTorch with tinyc.torch.GradualPruner (examples/prune_digits):
    accuracy before / after, compiled figures on M7.
 5. Break-even sparsity per sparse kernel and core (bench/sparsity.py's layers, random
