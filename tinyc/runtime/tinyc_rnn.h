@@ -404,20 +404,17 @@ TINYC_INLINE void tinyc_rnn_spggates(const tinyc_gate_mat_t *m, const int8_t *x,
   }
 }
 
-/* tinyc_rnn_gates over sparse weights: rows [first, first + count) (whole gates) times the
- * int8 row x (no widening, flipping or staging), requantized to int16 into out. */
-TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, int32_t first,
-                                    int32_t count, int16_t *out, int32_t add) {
+/* tinyc_rnn_gates over sparse weights, one row at a time (tinyc_sparse.h's per-row
+ * encoding): rows [first, first + count) (whole gates) times the int8 row x (no widening,
+ * flipping or staging), requantized to int16 into out. */
+TINYC_INLINE void tinyc_rnn_sprgates(const tinyc_gate_mat_t *m, const int8_t *x, int32_t first,
+                                     int32_t count, int16_t *out, int32_t add) {
   const int32_t gr = m->gate_rows, nseg = (m->k + TINYC_SP_SEG - 1) / TINYC_SP_SEG;
   const uint8_t *cnt = m->sp_cnt + first * nseg;
   const uint8_t *idx = m->sp_idx + m->sp_off[first / gr];
   const int8_t *val = m->sp_val + m->sp_off[first / gr];
   const int32_t *bias = m->bias + first;
   int32_t g0, r, s;
-  if (m->sp_group) {
-    tinyc_rnn_spggates(m, x, first, count, out, add);
-    return;
-  }
   for (g0 = 0; g0 < count; g0 += gr) {
     const int32_t gm = m->mult[(first + g0) / gr], gs = m->shift[(first + g0) / gr];
 #pragma GCC unroll 1
@@ -429,6 +426,17 @@ TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, 
       }
       tinyc_rnn_put(acc, gm, gs, out + r, add);
     }
+  }
+}
+
+/* Rows [first, first + count) (whole gates) of a sparse gate matrix, in the encoding its
+ * sp_group says. */
+TINYC_INLINE void tinyc_rnn_spgates(const tinyc_gate_mat_t *m, const int8_t *x, int32_t first,
+                                    int32_t count, int16_t *out, int32_t add) {
+  if (m->sp_group) {
+    tinyc_rnn_spggates(m, x, first, count, out, add);
+  } else {
+    tinyc_rnn_sprgates(m, x, first, count, out, add);
   }
 }
 
